@@ -20,6 +20,7 @@ from typing import Any
 from mprl.catalogue import get_algorithm
 from mprl.errors import DatasetNotFound, MprlError
 from mprl.spec import ITERATION_SETTINGS, sweep_label
+from mprl.storage import dirname, is_uri, join
 
 BUDGET_KEYS = {"updates": "num_updates_lifetime", "env_steps": "num_env_steps_lifetime"}
 
@@ -203,10 +204,17 @@ def validate_inputs(spec: Any, write: Callable[[str], None]) -> None:
     """Bad checkpoints and missing datasets fail before Ray starts or any folder is written."""
     from algorithms.common.checkpoints import read_module_state
 
+    from mprl.storage import check_writable
+
     if spec.storage_is_uri:
-        raise MprlError(f"storage_path {spec.storage_path!r}: remote storage URIs are not supported yet; use a local folder (a shared filesystem on a cluster).")
-    if os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR") and not os.path.isabs(spec.storage_path):
+        check_writable(spec.storage_path)  # a missing bucket or credentials fail here, not in phase 1
+    elif os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR") and not os.path.isabs(spec.storage_path):
         raise MprlError(f"storage_path {spec.storage_path!r} is relative: in a Ray Job it would land in the job's temporary copy of the working directory, deleted with the session. Pass an absolute path (`--storage-path /shared/mprl_results`).")
+    else:
+        folder = Path(spec.resolved_storage_path)
+        existing = next(p for p in (folder, *folder.parents) if p.exists())
+        if not existing.is_dir() or not os.access(existing, os.W_OK):
+            raise MprlError(f"storage_path {spec.storage_path!r} cannot hold run folders: {existing} is not a writable folder. Pass another --storage-path.")
     for phase in spec.phases:
         if phase.init_checkpoint_path:
             read_module_state(phase.init_checkpoint_path)
@@ -221,7 +229,7 @@ def _actor_env() -> dict[str, str]:
     return {"MINARI_DATASETS_PATH": str(datasets_root()), "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
 
 
-def start_scheduler(spec: Any, run_id: str, run_dir: Path) -> Any:
+def start_scheduler(spec: Any, run_id: str, run_dir: str) -> Any:
     import ray
 
     from mprl.scheduler import NAMESPACE, Scheduler, actor_name
@@ -230,7 +238,7 @@ def start_scheduler(spec: Any, run_id: str, run_dir: Path) -> Any:
     return actor_cls.options(
         name=actor_name(run_id), namespace=NAMESPACE, lifetime="detached", max_concurrency=4, num_cpus=0,
         runtime_env={"env_vars": _actor_env()}, max_restarts=0,
-    ).remote(spec.to_dict(), spec.source, run_id, str(run_dir))
+    ).remote(spec.to_dict(), spec.source, run_id, run_dir)
 
 
 def find_scheduler(run_id: str) -> Any | None:
@@ -265,7 +273,7 @@ def _stop_signals() -> Iterator[threading.Event]:
             signal.signal(sig, handler)
 
 
-def attach(actor: Any, run_id: str, run_dir: Path, write: Callable[[str], None]) -> RunResult:
+def attach(actor: Any, run_id: str, run_dir: str, storage_path: str, write: Callable[[str], None]) -> RunResult:
     """Follow a scheduler's progress lines until the run ends; Ctrl-C or SIGTERM stops the run."""
     import ray
 
@@ -288,9 +296,12 @@ def attach(actor: Any, run_id: str, run_dir: Path, write: Callable[[str], None])
         with contextlib.suppress(Exception):
             ray.get(actor.stop.remote(), timeout=30)
         ray.kill(actor)
-        raise MprlError(f"run {run_id} stopped; continue it with `mprl resume {run_id} --storage-path {run_dir.parent}`") from None
-    except ray.exceptions.RayActorError:
-        raise MprlError(f"the phase scheduler of run {run_id} died; continue the run with `mprl resume {run_id} --storage-path {run_dir.parent}`") from None
+        raise MprlError(f"run {run_id} stopped; continue it with `mprl resume {run_id} --storage-path {storage_path}`") from None
+    except ray.exceptions.RayActorError as e:
+        if e.actor_init_failed:  # e.g. the storage could not be written: say why, there is nothing to resume
+            cause = (e.error_msg or "").strip().splitlines()
+            raise MprlError(f"the phase scheduler of run {run_id} could not start: {cause[-1] if cause else e}") from None
+        raise MprlError(f"the phase scheduler of run {run_id} died; continue the run with `mprl resume {run_id} --storage-path {storage_path}`") from None
     exception = summary.pop("exception", None)
     with contextlib.suppress(Exception):
         ray.kill(actor)  # a finished scheduler holds nothing worth keeping
@@ -311,24 +322,26 @@ def run_pipeline(spec: Any, write: Callable[[str], None] = print, detach: bool =
     validate_inputs(spec, write)
     init_ray(spec.ray.address, spec.ray.num_cpus)
     run_id = new_run_id(spec.name)
-    run_dir = Path(spec.resolved_storage_path) / run_id
+    storage_path = spec.resolved_storage_path
+    run_dir = join(storage_path, run_id)
     write(f"run {run_id}: {len(spec.phases)} phase(s) → {run_dir}")
     actor = start_scheduler(spec, run_id, run_dir)
     if detach:
         ray.get(actor.start.remote())
-        write(f"run {run_id} continues on the cluster; follow it with `mprl resume {run_id} --storage-path {run_dir.parent}`")
+        write(f"run {run_id} continues on the cluster; follow it with `mprl resume {run_id} --storage-path {storage_path}`")
         return None
-    return attach(actor, run_id, run_dir, write)
+    return attach(actor, run_id, run_dir, storage_path, write)
 
 
 def resume_run(run: str, storage_path: str | None = None, write: Callable[[str], None] = print) -> RunResult:
     """Continue a stopped or crashed run from its lineage and Tune's experiment state; attach
     to its scheduler instead if that is still alive."""
-    from mprl.lineage import LineageStore, find_run
+    from mprl.lineage import find_run, open_lineage
     from mprl.spec import parse_pipeline
 
-    run_dir = find_run(run, storage_path).resolve()
-    with LineageStore(run_dir, readonly=True) as store:
+    location = find_run(run, storage_path)
+    run_dir = location if is_uri(location) else str(Path(location).resolve())
+    with open_lineage(run_dir) as store:
         record = store.run()
     spec = parse_pipeline(json.loads(record["spec_json"]), source=f"{run_dir}/pipeline.json")
     run_id = record["run_id"]
@@ -342,4 +355,4 @@ def resume_run(run: str, storage_path: str | None = None, write: Callable[[str],
             write(f"run {run_id} already succeeded; nothing to resume")
         write(f"run {run_id}: resuming ({record['status']}) → {run_dir}")
         actor = start_scheduler(spec, run_id, run_dir)
-    return attach(actor, run_id, run_dir, write)
+    return attach(actor, run_id, run_dir, dirname(run_dir), write)

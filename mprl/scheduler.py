@@ -5,6 +5,12 @@ lineage tree), records trials, metrics, checkpoints, transfers and videos in the
 lineage store (it is the store's only writer), picks the checkpoints that seed the next
 phase, and goes on. A new scheduler for the same run (`mprl resume`) skips finished nodes
 and restores an unfinished node from Tune's experiment state.
+
+A run in remote storage (a URI): Tune writes trials and checkpoints there itself; the files
+the scheduler writes (lineage, reports, transfer reports) live in a local staging folder and
+are uploaded as they change (the lineage at most every `LINEAGE_SYNC_S` seconds during a
+phase — MPRL_LINEAGE_SYNC_S, default 15 — and at every phase start and end, stop and run end);
+videos are uploaded by the tasks that render them.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from typing import Any
 
 from ray import tune
 
+from mprl import storage
 from mprl.catalogue import get_algorithm
 from mprl.errors import CheckpointError, MprlError
 from mprl.lineage import AXES, LineageStore, config_hash
@@ -38,6 +45,7 @@ from mprl.runner import (
 from mprl.spec import PipelineSpec, parse_pipeline, sweep_label
 
 NAMESPACE = "mprl"
+LINEAGE_SYNC_S = float(os.environ.get("MPRL_LINEAGE_SYNC_S", 15))  # remote storage: the lineage's upload interval
 _CURRENT: Scheduler | None = None  # the scheduler of this process; Tune callbacks reach it here
 
 
@@ -152,10 +160,20 @@ class Scheduler:
         global _CURRENT
         _CURRENT = self
         self.spec: PipelineSpec = parse_pipeline(spec, source=source)
-        self.run_id, self.run_dir = run_id, Path(run_dir)
-        self.store = LineageStore(self.run_dir)
+        self.run_id = run_id
+        self.location = run_dir  # where the run lives: a local folder, or a URI
+        self.remote = storage.is_uri(run_dir)
+        self.run_dir = storage.cache_root() / "staging" / run_id if self.remote else Path(run_dir)  # what this actor writes
+        self.synced_at = 0.0
+        if self.remote and storage.exists(storage.join(run_dir, "lineage.sqlite")):  # a resume, maybe on another node
+            for stale in self.run_dir.glob("lineage.sqlite*"):  # an old -wal would be replayed into the new copy
+                stale.unlink()
+            storage.download(storage.join(run_dir, "lineage.sqlite"), self.run_dir / "lineage.sqlite")
+        self.store = LineageStore(self.run_dir, root=run_dir)
         self.store.create_run(run_id, self.spec.name, self.spec.to_dict(), self.spec.resolved_storage_path)
         (self.run_dir / "pipeline.json").write_text(json.dumps(self.spec.to_dict(), indent=2))
+        self._upload("pipeline.json")
+        self._sync_lineage()
         self.lines: list[str] = []
         self.lock = threading.Lock()
         self.done = threading.Event()
@@ -183,6 +201,25 @@ class Scheduler:
         """Mark the run stopped; the caller then kills this actor, as a crash would end it:
         Tune's experiment state and the lineage let `mprl resume` continue the run."""
         self.store.set_run_status("stopped", "stopped by the user; continue with `mprl resume`")
+        self._sync_lineage()
+
+    # ---- remote storage: upload what this actor wrote (no-ops for a local run folder)
+    def _upload(self, rel: str) -> None:
+        if self.remote and (self.run_dir / rel).exists():
+            storage.upload(self.run_dir / rel, storage.join(self.location, rel))
+
+    def _located(self, path: str) -> str:
+        """A checkpoint path as readers use it: Tune names remote ones without their scheme."""
+        return str(self.store.abs(self.store.rel(path)))
+
+    def _sync_lineage(self, every: float = 0.0) -> None:
+        """Upload a consistent snapshot of the lineage, at most once per `every` seconds."""
+        if not self.remote or time.time() - self.synced_at < every:
+            return
+        self.synced_at = time.time()
+        (self.run_dir / "upload").mkdir(exist_ok=True)
+        snapshot = self.store.snapshot(self.run_dir / "upload" / "lineage.sqlite")
+        storage.upload(snapshot, storage.join(self.location, "lineage.sqlite"))
 
     def start(self) -> None:
         """Run in the background and return at once: a detached driver may exit now."""
@@ -211,12 +248,20 @@ class Scheduler:
             self.exception = e if isinstance(e, MprlError) else None
         finally:
             (self.run_dir / "summary.json").write_text(json.dumps(self.summary, indent=2, default=str))
+            try:
+                self._upload("summary.json")
+                self._sync_lineage()
+                if self.remote and self.summary["status"] == "succeeded":  # all of it is in the bucket now
+                    self.store.close()
+                    shutil.rmtree(self.run_dir, ignore_errors=True)
+            except MprlError as e:
+                self.write(f"could not upload the run's final lineage (kept in {self.run_dir}): {e}")
             self.done.set()
         return {**self.summary, "exception": self.exception}
 
     def _summary(self, status: str, error: str | None = None) -> dict[str, Any]:
         results = [json.loads(n["result_json"]) for n in self.store.nodes() if n["result_json"]]
-        return {"status": status, "error": error, "run_id": self.run_id, "run_dir": str(self.run_dir), "phases": results}
+        return {"status": status, "error": error, "run_id": self.run_id, "run_dir": self.location, "phases": results}
 
     # ---- the pipeline
     def _run_phases(self) -> None:
@@ -243,6 +288,7 @@ class Scheduler:
                 self._run_node(phase, ordinal, node_id, parent, resume=existing is not None, branched=len(parents) > 1)
             if len(nodes_of[phase.name]) > 1:
                 write_branch_report(self.store, phase, nodes_of[phase.name], self.run_dir / phase.name, self.write)
+                self._upload(phase.name)
 
     def _run_node(self, phase: Any, ordinal: int, node_id: str, parent: dict[str, Any] | None, resume: bool, branched: bool) -> None:
         entry = get_algorithm(phase.algorithm)
@@ -268,6 +314,7 @@ class Scheduler:
             "experiment_path": node_id, "status": "running", "started_at": None if resume else time.time(),
         }
         self.store.upsert_node(node)
+        self._sync_lineage()
         self.nodes[node_id] = node
         where = f", initialised from {parent.get('checkpoint_id') or init_path} ({parent['selection']})" if parent else ""
         self.write(f"[{node_id}] {phase.algorithm} ({entry.paradigm}) on {phase.env}{where}")
@@ -279,7 +326,12 @@ class Scheduler:
         except BaseException as e:
             self.store.set_node_status(node_id, "failed", str(e) if isinstance(e, MprlError) else f"{type(e).__name__}: {e}")
             raise
+        finally:
+            if self.remote and (self.run_dir / node_id).is_dir():  # sweep and transfer reports
+                self._upload(node_id)
+                self.write(f"[{node_id}] reports uploaded to {storage.join(self.location, node_id)}/")
         self.store.set_node_status(node_id, "succeeded", result=result)
+        self._sync_lineage()
 
     def _preflight(self, node: dict[str, Any], init_path: str, cfg: Any, algorithm: str, parent: dict[str, Any]) -> None:
         from mprl.transfer import one_line, preflight
@@ -294,17 +346,17 @@ class Scheduler:
             raise
         line = one_line(report)
         self.store.record_transfer(node["node_id"], parent.get("checkpoint_id"), init_path, algorithm, line.removeprefix("transfer: "), report.to_dict())
-        self.write(f"[{node['node_id']}] {line} (report: {report_path})")
+        self.write(f"[{node['node_id']}] {line} (report: {storage.join(self.location, node['node_id'], 'transfer_report.json')})")
 
     def _fit(self, phase: Any, node_id: str, cfg: Any, param_space: dict[str, Any], metric: str, budget_key: str, resume: bool) -> Any:
-        exp_path = self.run_dir / node_id
-        if resume and tune.Tuner.can_restore(str(exp_path)):
+        exp_path = storage.join(self.location, node_id)
+        if resume and tune.Tuner.can_restore(exp_path):
             self.write(f"[{node_id}] resuming its Tune experiment from {exp_path}")
-            tuner = tune.Tuner.restore(str(exp_path), trainable=cfg.algo_class, resume_unfinished=True, resume_errored=True)
+            tuner = tune.Tuner.restore(exp_path, trainable=cfg.algo_class, resume_unfinished=True, resume_errored=True)
         else:
-            if exp_path.exists() and any(p.name.startswith("experiment_state") for p in exp_path.iterdir()):
-                aside = exp_path.with_name(f"{node_id}.abandoned-{int(time.time())}")
-                shutil.move(str(exp_path), aside)  # an unrestorable attempt: kept for inspection, never mixed in
+            if any(name.startswith("experiment_state") for name in storage.list_names(exp_path)):
+                aside = storage.join(self.location, f"{node_id}.abandoned-{int(time.time())}")
+                storage.move(exp_path, aside)  # an unrestorable attempt: kept for inspection, never mixed in
                 self.write(f"[{node_id}] an unrestorable earlier attempt moved to {aside}")
             param_space = dict(param_space)
             param_space["seed"] = tune.grid_search(list(phase.tune.seeds))
@@ -317,7 +369,7 @@ class Scheduler:
                 tune_config=tune.TuneConfig(max_concurrent_trials=phase.tune.max_concurrent_trials),
                 run_config=tune.RunConfig(
                     name=node_id,
-                    storage_path=str(self.run_dir),
+                    storage_path=self.location,
                     stop=PhaseStopper(stop.metric or metric, phase.tune.mode, stop.score, stop.plateau, stop.min_delta),
                     checkpoint_config=tune.CheckpointConfig(
                         checkpoint_frequency=1,
@@ -338,7 +390,7 @@ class Scheduler:
         if errors:
             raise MprlError(f"Phase '{phase.name}' ({node_id}): {len(errors)} trial(s) failed: {errors[0]}. Logs: {exp_path}")
         if phase.sweep:
-            write_sweep_report(results, phase, metric, budget_key, exp_path, self.write)
+            write_sweep_report(results, phase, metric, budget_key, self.run_dir / node_id, self.write)
         return results
 
     def _finish_node(self, phase: Any, node: dict[str, Any], results: Any, metric: str, budget_key: str) -> dict[str, Any]:
@@ -354,7 +406,7 @@ class Scheduler:
                 candidates.append((ckpt.path, m))
                 trial_of[ckpt.path] = r
         for c in self.store.checkpoints(node_id):  # checkpoints Tune deleted (num_to_keep) leave the lineage
-            if not self.store.abs(c["path"]).exists():
+            if not storage.exists(self.store.abs(c["path"])):
                 self.store.delete_checkpoint(c["checkpoint_id"])
         chosen = select_checkpoints(candidates, phase, metric, budget_key)
         metrics_of = dict(candidates)
@@ -387,7 +439,7 @@ class Scheduler:
             evaluation_return=m.get("evaluation_return"),
             normalized_score=m.get("normalized_score"),
             initial_return=m.get("initial_evaluation_return"),
-            checkpoint=str(best_path),
+            checkpoint=self._located(best_path),
             checkpoint_id=ids[best_path],
             trials=len(results),
             metrics={k: v for k, v in m.items() if isinstance(v, (int, float, str, bool))},
@@ -409,6 +461,7 @@ class Scheduler:
             self.first_step_at[node_id] = time.time() - float(result.get("time_this_iter_s", 0.0))
         self.store.record_metrics(trial.trial_id, node_id, [result])
         self._collect_videos()
+        self._sync_lineage(every=LINEAGE_SYNC_S)
 
     def on_checkpoint(self, node_id: str, trial: Any, path: str) -> None:
         node = self.nodes.get(node_id)
@@ -427,9 +480,10 @@ class Scheduler:
 
         if any(c == cid for _, c in self.videos) or self.store.videos(cid):
             return
-        out = self.run_dir / "videos" / f"{cid}.mp4"
+        path = self._located(path)
+        out = storage.join(self.location, "videos", f"{cid}.mp4")
         task = ray.remote(_record_video).options(num_cpus=self.spec.videos.num_cpus)
-        self.videos.append((task.remote(path, str(out), env, self.spec.videos.steps), cid))
+        self.videos.append((task.remote(path, out, env, self.spec.videos.steps), cid))
 
     def _collect_videos(self, timeout: float = 0.0) -> None:
         import ray
@@ -448,6 +502,7 @@ class Scheduler:
                 continue
             self.store.record_video(cid, v["path"], env=v.get("env"), steps=v.get("steps"), episode_return=v.get("episode_return"), seconds=v.get("seconds"), source="training")
             self.write(f"video of {cid}: {v['path']} ({v.get('seconds', 0):.1f}s to render)")
+            self._sync_lineage(every=LINEAGE_SYNC_S)
 
     def _finish_videos(self, timeout: float) -> None:
         if self.videos:
@@ -462,7 +517,15 @@ def _trial_id_from_path(path: str) -> str:
 
 
 def _record_video(checkpoint: str, out: str, env: str, steps: int) -> dict[str, Any]:
+    """Render on whichever node runs the task; a video for remote storage is uploaded there."""
+    import tempfile
+
     os.environ.setdefault("MUJOCO_GL", "egl")
     from mprl.video import record_video
 
-    return record_video(checkpoint, out, env, steps=steps)
+    if not storage.is_uri(out):
+        return record_video(checkpoint, out, env, steps=steps)
+    with tempfile.TemporaryDirectory(prefix="mprl-video-") as tmp:
+        v = record_video(checkpoint, Path(tmp) / Path(storage.fs_path(out)).name, env, steps=steps)
+        storage.upload(v["path"], out)
+    return {**v, "path": out}

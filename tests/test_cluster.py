@@ -27,7 +27,7 @@ import pytest
 import yaml
 
 from mprl.cluster import JobServer, client_env
-from mprl.lineage import LineageStore
+from mprl.lineage import LineageError, LineageStore, open_lineage
 
 REPO = Path(__file__).resolve().parents[1]
 CLUSTER = REPO / "cluster"
@@ -63,10 +63,11 @@ class Cluster:
     storage: Path  # the runs' storage path (a shared filesystem on a real cluster)
     minari: Path  # MINARI_DATASETS_PATH of every job
 
-    def submit(self, *entrypoint: str, wait: bool = False, timeout: float = 240) -> tuple[str, str]:
-        """`ray job submit --working-dir .` from the repo; (submission id, the CLI's output)."""
+    def submit(self, *entrypoint: str, wait: bool = False, timeout: float = 240, env: dict[str, str] | None = None) -> tuple[str, str]:
+        """`ray job submit --working-dir .` from the repo, with `env` added to the job's
+        environment; (submission id, the CLI's output)."""
         sid = f"mprl-test-{uuid.uuid4().hex[:8]}"
-        runtime_env = {"env_vars": {"MINARI_DATASETS_PATH": str(self.minari), "MUJOCO_GL": "egl"}}
+        runtime_env = {"env_vars": {"MINARI_DATASETS_PATH": str(self.minari), "MUJOCO_GL": "egl", **(env or {})}}
         cmd = ["ray", "job", "submit", "--submission-id", sid, "--working-dir", ".",
                "--runtime-env-json", json.dumps(runtime_env), *([] if wait else ["--no-wait"]), "--", *entrypoint]
         out = subprocess.run(cmd, cwd=REPO, env=self.env, check=False, capture_output=True, text=True, timeout=timeout)
@@ -83,10 +84,15 @@ def _run_lines(logs: str) -> list[str]:
     return [ln for ln in logs.splitlines() if ln.startswith(RUN_LINE) and " → " in ln]
 
 
-def run_dir_from(logs: str) -> Path:
+def run_location(logs: str) -> str:
+    """Where the run went: a folder, or a URI for remote storage."""
     lines = _run_lines(logs)
     assert lines, f"no 'run <id>: ... → <dir>' line in the job's logs:\n{logs[-3000:]}"
-    return Path(lines[0].split(" → ", 1)[1].strip())
+    return lines[0].split(" → ", 1)[1].strip()
+
+
+def run_dir_from(logs: str) -> Path:
+    return Path(run_location(logs))
 
 
 @pytest.fixture(scope="module")
@@ -208,6 +214,13 @@ def _has_checkpoint(logs: str, phase: str) -> bool:
         return False
 
 
+def _stop_job(cluster: Cluster, sid: str) -> None:
+    """`ray job stop`, as a user would; the job must end STOPPED."""
+    stop = subprocess.run(["ray", "job", "stop", sid], cwd=REPO, env=cluster.env, check=False, capture_output=True, text=True, timeout=120)
+    assert stop.returncode == 0, stop.stdout + stop.stderr
+    assert cluster.server.wait(sid, timeout=60)["status"] == "STOPPED"
+
+
 def test_stopped_job_resumes_to_success(cluster):
     sid, _ = cluster.submit("mprl", "run", "cluster/smoke.yaml", "--storage-path", str(cluster.storage))
     # Stop once the lineage has a checkpoint of the offline phase: the run is partly done.
@@ -216,9 +229,7 @@ def test_stopped_job_resumes_to_success(cluster):
         assert cluster.server.job(sid)["status"] in ("PENDING", "RUNNING"), logs
         assert time.monotonic() < deadline, f"no offline checkpoint after 150s:\n{logs}"
         time.sleep(1)
-    stop = subprocess.run(["ray", "job", "stop", sid], cwd=REPO, env=cluster.env, check=False, capture_output=True, text=True, timeout=120)
-    assert stop.returncode == 0, stop.stdout + stop.stderr
-    assert cluster.server.wait(sid, timeout=60)["status"] == "STOPPED"
+    _stop_job(cluster, sid)
     logs = cluster.server.logs(sid)
     run_dir = run_dir_from(logs)
     with LineageStore(run_dir, readonly=True) as store:
@@ -232,23 +243,83 @@ def test_stopped_job_resumes_to_success(cluster):
         _assert_lineage_complete(store, cluster.storage, ["offline", "online"])
 
 
+def _assert_trials_on_both_nodes(cluster: Cluster, store: LineageStore, trials: list[dict]) -> None:
+    assert sorted(t["sweep_label"] for t in trials) == ["fast", "slow"]
+    # Each trial's actor pid (Tune's `pid` in every result row) → the node that ran it.
+    pid_of = {t["trial_id"]: json.loads(store.metrics(trial_id=t["trial_id"])[-1]["data_json"])["pid"] for t in trials}
+    node_of_pid = cluster.server.node_of_pids(set(pid_of.values()))
+    assert set(node_of_pid) == set(pid_of.values()), f"no actor with the pids {pid_of} in the state API"
+    node_of = {tid: node_of_pid[pid] for tid, pid in pid_of.items()}
+    cluster_nodes = {n["node_id"] for n in cluster.server.nodes() if n["state"] == "ALIVE"}
+    assert set(node_of.values()) == cluster_nodes, f"trials ran on {node_of}, cluster nodes {cluster_nodes}"
+    # The scheduler recorded checkpoints written by the trials of both nodes.
+    assert {c["trial_id"] for c in store.checkpoints() if c["trial_id"] in node_of} == set(node_of)
+
+
 def test_sweep_trials_run_on_both_nodes(cluster):
     sid, out = cluster.submit("mprl", "run", "cluster/smoke_sweep.yaml", "--storage-path", str(cluster.storage), wait=True)
     assert f"Job '{sid}' succeeded" in out, out[-3000:]
     with cluster.lineage(out) as store:
         _assert_lineage_complete(store, cluster.storage, ["online"])
-        trials = store.trials()
-        assert sorted(t["sweep_label"] for t in trials) == ["fast", "slow"]
-        # Each trial's actor pid (Tune's `pid` in every result row) → the node that ran it.
-        pid_of = {t["trial_id"]: json.loads(store.metrics(trial_id=t["trial_id"])[-1]["data_json"])["pid"] for t in trials}
-        node_of_pid = cluster.server.node_of_pids(set(pid_of.values()))
-        assert set(node_of_pid) == set(pid_of.values()), f"no actor with the pids {pid_of} in the state API"
-        node_of = {tid: node_of_pid[pid] for tid, pid in pid_of.items()}
-        cluster_nodes = {n["node_id"] for n in cluster.server.nodes() if n["state"] == "ALIVE"}
-        assert set(node_of.values()) == cluster_nodes, f"trials ran on {node_of}, cluster nodes {cluster_nodes}"
-        # The scheduler recorded checkpoints written by the trials of both nodes.
-        by_trial = {c["trial_id"] for c in store.checkpoints()}
-        assert by_trial == set(node_of)
+        _assert_trials_on_both_nodes(cluster, store, store.trials())
+
+
+def _remote_lineage(uri: str) -> LineageStore | None:
+    from mprl.lineage import open_lineage
+
+    try:
+        return open_lineage(uri)
+    except (LineageError, sqlite3.Error):  # not uploaded yet
+        return None
+
+
+def test_object_store_run_spans_nodes_stops_and_resumes(cluster, s3_server, tmp_path):
+    """storage_path s3://…: both nodes' trials write checkpoints to the bucket, `ray job stop` and
+    `mprl resume` continue the run from the bucket alone, and lineage, checkpoints, reports and
+    videos all land there (nothing in a local run folder)."""
+    from mprl import storage
+
+    runs = s3_server.bucket("mprl-cluster-test") + "/runs"
+    spec = yaml.safe_load((CLUSTER / "smoke.yaml").read_text())
+    online = spec["phases"][1]
+    online["budget"] = {"env_steps": 600}
+    online["sweep"] = [{"label": "fast", "actor_lr": 0.001}, {"label": "slow", "actor_lr": 0.0001}]
+    (tmp_path / "s3.yaml").write_text(yaml.safe_dump(spec))
+    # The job's nodes reach the bucket with the same variables; the staging folders go to tmp.
+    env = {**s3_server.env, "MPRL_CACHE_DIR": str(tmp_path / "cache"), "MPRL_LINEAGE_SYNC_S": "1"}
+    sid, _ = cluster.submit("mprl", "run", str(tmp_path / "s3.yaml"), "--storage-path", runs, env=env)
+    deadline = time.monotonic() + 200
+    while True:  # stop once the bucket's lineage shows online results: the run is partly done
+        logs = cluster.server.logs(sid)
+        store = _remote_lineage(run_uri := run_location(logs)) if _run_lines(logs) else None
+        if store is not None:
+            with store:
+                if any(m["node_id"] == "online" for m in store.metrics()):
+                    break
+        assert cluster.server.job(sid)["status"] in ("PENDING", "RUNNING"), logs
+        assert time.monotonic() < deadline, f"no online results in the bucket after 200s:\n{logs}"
+        time.sleep(1)
+    _stop_job(cluster, sid)
+    with open_lineage(run_uri) as store:
+        assert store.run()["status"] == "stopped", store.run()
+        assert store.node("online")["status"] != "succeeded", "the job was stopped after the run had finished"
+    resume_sid, out = cluster.submit("mprl", "resume", run_uri.rsplit("/", 1)[1], "--storage-path", runs, env=env, wait=True)
+    assert f"Job '{resume_sid}' succeeded" in out, out[-3000:]
+    assert "[offline] finished in an earlier attempt; kept" in out, out[-3000:]
+    with open_lineage(run_uri) as store:
+        assert store.run()["status"] == "succeeded" and [n["status"] for n in store.nodes()] == ["succeeded"] * 2
+        ckpts = store.checkpoints()
+        assert {c["phase"] for c in ckpts} == {"offline", "online"}
+        for c in ckpts:  # every checkpoint the lineage names is in the bucket, by URI
+            assert store.abs(c["path"]).startswith(run_uri + "/") and storage.exists(storage.join(store.abs(c["path"]), "rllib_checkpoint.json"))
+        _assert_trials_on_both_nodes(cluster, store, store.trials("online"))
+        selected = {c["checkpoint_id"] for c in store.checkpoints(selected_only=True)}
+        assert selected <= {v["checkpoint_id"] for v in store.videos()}, "every selected checkpoint has its video"
+        for v in store.videos():
+            assert storage.exists(store.abs(v["path"])) and store.abs(v["path"]).startswith(run_uri + "/videos/")
+    for name in ("pipeline.json", "summary.json", "online/sweep.md", "online/transfer_report.json"):
+        assert storage.exists(storage.join(run_uri, name)), f"{name} is not in the bucket"
+    assert run_uri.startswith(runs + "/") and not (cluster.storage / run_uri.rsplit("/", 1)[1]).exists()
 
 
 def test_failing_jobs_end_failed_with_one_clear_error(cluster, failing_jobs):

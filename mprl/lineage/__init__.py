@@ -10,6 +10,7 @@ from mprl.lineage.store import (
     config_hash,
     find_run,
     list_runs,
+    open_lineage,
 )
 
-__all__ = ["AXES", "LINEAGE_FILE", "LineageError", "LineageStore", "checkpoint_id", "code_version", "config_hash", "find_run", "list_runs"]
+__all__ = ["AXES", "LINEAGE_FILE", "LineageError", "LineageStore", "checkpoint_id", "code_version", "config_hash", "find_run", "list_runs", "open_lineage"]

@@ -1,7 +1,9 @@
 """`mprl lineage show RUN`, `mprl lineage export RUN --format json|dot [-o FILE]`, `mprl curves RUN [-o OUT_DIR]`.
 
-RUN is a run id (looked up under --storage-path) or the path of a run folder. All three only
-read the run's lineage store, so they work while the run is going and need no Ray.
+RUN is a run id (looked up under --storage-path, a folder or a URI such as s3://bucket/runs),
+the path of a run folder, or a run's URI. All three only read the run's lineage store, so they
+work while the run is going and need no Ray. `mprl pull RUN --to DIR` copies a run from remote
+storage to a local folder (for `mprl serve`, or to keep).
 """
 
 from __future__ import annotations
@@ -14,7 +16,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from mprl.lineage.store import LINEAGE_FILE, LineageError, LineageStore, find_run
+from mprl.lineage.store import (
+    LINEAGE_FILE,
+    LineageError,
+    LineageStore,
+    find_run,
+    open_lineage,
+)
 
 DEFAULT_STORAGE = "./mprl_results"
 
@@ -31,7 +39,7 @@ def open_run(run: str, storage_path: str | None) -> Iterator[LineageStore]:
                                f"Run folders are <storage_path>/<run id>, e.g. {DEFAULT_STORAGE}/<run id>.") from None
         raise
     try:
-        with LineageStore(run_dir, readonly=True) as store:
+        with open_lineage(run_dir) as store:
             yield store
     except sqlite3.DatabaseError as e:
         raise LineageError(f"Cannot read the lineage of {run_dir}: {e} (is {run_dir} an mprl run folder?)") from e
@@ -67,15 +75,31 @@ def cmd_curves(args: argparse.Namespace) -> int:
     from mprl.lineage.plots import write_curves
 
     with open_run(args.run, args.storage_path) as store:
-        paths = write_curves(store, args.output or store.run_dir / "curves")
+        default = Path("mprl_curves") / store.run()["run_id"] if store.root else store.run_dir / "curves"
+        paths = write_curves(store, args.output or default)
     for kind, path in paths.items():
         print(f"{kind:5s} {path}")
     return 0
 
 
+def cmd_pull(args: argparse.Namespace) -> int:
+    from mprl.storage import download, is_uri
+
+    location = find_run(args.run, args.storage_path)
+    if not is_uri(location):
+        raise LineageError(f"{location} is already a local run folder; `mprl pull` copies runs from remote storage (--storage-path s3://…).")
+    with open_lineage(location) as store:
+        run_id = store.run()["run_id"]
+    dest = Path(args.to) / run_id
+    print(f"pulling {location} → {dest} ...", flush=True)
+    download(str(location), dest)
+    print(f"{dest}: serve it with `mprl serve --storage-path {args.to}`")
+    return 0
+
+
 def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", metavar="RUN", help="a run id (a folder under --storage-path) or the path of a run folder")
-    p.add_argument("--storage-path", default=DEFAULT_STORAGE, help=f"where run folders are (default {DEFAULT_STORAGE})")
+    p.add_argument("--storage-path", default=DEFAULT_STORAGE, help=f"where run folders are: a folder or a URI such as s3://bucket/runs (default {DEFAULT_STORAGE})")
 
 
 def add_subparser(sub: Any) -> None:
@@ -95,3 +119,8 @@ def add_subparser(sub: Any) -> None:
     _run_args(cur)
     cur.add_argument("-o", "--output", metavar="OUT_DIR", help="folder for curves.png/.html/.json (default <run folder>/curves)")
     cur.set_defaults(func=cmd_curves)
+
+    pull = sub.add_parser("pull", help="copy a run (lineage, checkpoints, videos, reports) from remote storage to a local folder")
+    _run_args(pull)
+    pull.add_argument("--to", default=DEFAULT_STORAGE, metavar="DIR", help=f"local storage folder; the run lands in DIR/<run id> (default {DEFAULT_STORAGE})")
+    pull.set_defaults(func=cmd_pull)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from mprl.errors import MprlError
+from mprl.storage import cache_root, download, exists, fs_path, is_uri, join, list_dirs
 
 LINEAGE_FILE = "lineage.sqlite"
 SCHEMA_VERSION = 1
@@ -97,11 +98,32 @@ def checkpoint_id(run_id: str, rel_path: str) -> str:
     return "ck-" + short_hash(run_id, rel_path)
 
 
-class LineageStore:
-    """One run's lineage. Open with ``LineageStore(run_dir)``; ``readonly=True`` for readers."""
+# Filesystems where SQLite's WAL (shared memory) is unsafe: another host would read stale pages.
+_NETWORK_FS = ("nfs", "nfs4", "cifs", "smb3", "smbfs", "lustre", "gpfs", "ceph", "9p", "glusterfs", "beegfs")
 
-    def __init__(self, run_dir: str | os.PathLike, readonly: bool = False) -> None:
+
+def journal_mode(folder: Path) -> str:
+    """WAL on a local disk; the rollback journal on a network filesystem that other nodes read."""
+    try:
+        mounts = [line.split()[1:3] for line in Path("/proc/mounts").read_text().splitlines()]
+    except OSError:
+        return "WAL"
+    target = str(folder.resolve())
+    inside = [(mnt, fstype) for mnt, fstype in mounts if target == mnt or target.startswith(mnt.rstrip("/") + "/")]
+    fstype = max(inside, key=lambda m: len(m[0]))[1] if inside else ""
+    return "DELETE" if fstype in _NETWORK_FS or fstype.startswith("fuse.") else "WAL"
+
+
+class LineageStore:
+    """One run's lineage. Open with ``LineageStore(run_dir)``; ``readonly=True`` for readers.
+
+    For a run in remote storage, `run_dir` is a local copy (the scheduler's staging folder, or a
+    reader's download) and `root` the run's URI, against which stored paths resolve.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike, readonly: bool = False, root: str | None = None) -> None:
         self.run_dir = Path(run_dir)
+        self.root = root if root and is_uri(root) else None
         self.path = self.run_dir / LINEAGE_FILE
         if readonly:
             if not self.path.exists():
@@ -110,7 +132,7 @@ class LineageStore:
         else:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute(f"PRAGMA journal_mode={journal_mode(self.run_dir)}")
             self.db.executescript(SCHEMA)
             self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             self.db.commit()
@@ -122,7 +144,7 @@ class LineageStore:
     def __enter__(self) -> LineageStore:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     @contextmanager
@@ -131,15 +153,35 @@ class LineageStore:
         with self.db:
             yield self.db
 
+    def snapshot(self, dest: Path) -> Path:
+        """A consistent copy of the database (rollback journal, so it opens read-only anywhere)."""
+        tmp = dest.with_name(f".{dest.name}.tmp")
+        out = sqlite3.connect(tmp)
+        try:
+            self.db.backup(out)
+            out.execute("PRAGMA journal_mode=DELETE")
+        finally:
+            out.close()
+        os.replace(tmp, dest)
+        return dest
+
     def rel(self, path: str | os.PathLike) -> str:
         """A path as stored: relative to the run folder when inside it (the folder may move)."""
+        if self.root:  # Tune names remote files by their bucket path, without the scheme
+            p, base = fs_path(str(path)), fs_path(self.root)
+            return p[len(base) + 1:] if p.startswith(base + "/") else str(path)
         p = Path(path)
         try:
             return str(p.resolve().relative_to(self.run_dir.resolve()))
         except ValueError:
             return str(path)
 
-    def abs(self, stored: str) -> Path:
+    def abs(self, stored: str) -> Path | str:
+        """A stored path made usable: a local path, or a URI for a run in remote storage."""
+        if is_uri(stored):
+            return stored
+        if self.root:
+            return join(self.root, stored)
         p = Path(stored)
         return p if p.is_absolute() else self.run_dir / p
 
@@ -291,26 +333,50 @@ class LineageStore:
         return self._all("SELECT * FROM videos WHERE checkpoint_id=? ORDER BY created_at", (checkpoint_id_,))
 
 
-def find_run(run: str, storage_path: str | None = None) -> Path:
-    """A run folder from a run id (looked up under `storage_path`, default ./mprl_results) or a path."""
-    p = Path(run)
-    if (p / LINEAGE_FILE).exists():
-        return p
-    root = Path(storage_path or "./mprl_results")
-    if (root / run / LINEAGE_FILE).exists():
-        return root / run
-    known = [r["run_id"] for r in list_runs(root)] if root.exists() else []
-    hint = f" Runs under {root.as_posix() if root.is_absolute() else './' + root.as_posix()}: {', '.join(known[-5:])}" if known else f" No runs under {root}."
+def open_lineage(location: str | os.PathLike) -> LineageStore:
+    """A run's store, read-only, from its folder or URI (a remote lineage is downloaded fresh)."""
+    if not is_uri(location):
+        return LineageStore(location, readonly=True)
+    uri = str(location)
+    if not exists(join(uri, LINEAGE_FILE)):
+        raise LineageError(f"No lineage at {join(uri, LINEAGE_FILE)}: is {uri} an mprl run?")
+    local = cache_root() / "lineage" / short_hash(uri, n=16)
+    download(join(uri, LINEAGE_FILE), local / LINEAGE_FILE)
+    return LineageStore(local, readonly=True, root=uri)
+
+
+def find_run(run: str, storage_path: str | None = None) -> Path | str:
+    """A run's location from a run id (looked up under `storage_path`, default ./mprl_results),
+    a run folder, or a run URI."""
+    if is_uri(run):
+        if exists(join(run, LINEAGE_FILE)):
+            return run
+    elif (Path(run) / LINEAGE_FILE).exists():
+        return Path(run)
+    root = storage_path or "./mprl_results"
+    if is_uri(root):
+        if exists(join(root, run, LINEAGE_FILE)):
+            return join(root, run)
+        known = list_dirs(root)
+    else:
+        if (Path(root) / run / LINEAGE_FILE).exists():
+            return Path(root) / run
+        known = [r["run_id"] for r in list_runs(root)] if Path(root).exists() else []
+        root = Path(root).as_posix() if Path(root).is_absolute() else "./" + Path(root).as_posix()
+    hint = f" Runs under {root}: {', '.join(known[-5:])}" if known else f" No runs under {root}."
     raise LineageError(f"No run {run!r}: give a run id with --storage-path, or the path of a run folder.{hint}")
 
 
 def list_runs(storage_root: str | os.PathLike) -> list[dict[str, Any]]:
     """Run records of every run folder directly under `storage_root`, oldest first."""
     runs = []
-    for db in sorted(Path(storage_root).glob(f"*/{LINEAGE_FILE}")):
+    for name in list_dirs(storage_root):
+        location = join(storage_root, name)
         try:
-            with LineageStore(db.parent, readonly=True) as store:
-                runs.append({**store.run(), "run_dir": str(db.parent)})
+            if not is_uri(location) and not (Path(location) / LINEAGE_FILE).exists():
+                continue
+            with open_lineage(location) as store:
+                runs.append({**store.run(), "run_dir": str(location)})
         except (LineageError, sqlite3.Error):
             continue  # a folder being created, or not a run
     return sorted(runs, key=lambda r: r["created_at"])

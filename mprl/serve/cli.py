@@ -17,6 +17,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from mprl.serve.app import ServeSettings, check_ports, enable_direct_ingress, start
 
+    _local_storage(args.storage_path)
     storage = Path(args.storage_path)
     if not storage.is_dir():
         print(f"mprl serve: note: {storage} does not exist yet; runs will appear when `mprl run` writes there.")
@@ -44,10 +45,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _local_storage(storage_path: str) -> None:
+    from mprl.storage import is_uri
+
+    if is_uri(storage_path):
+        raise MprlError(f"--storage-path {storage_path}: the Serve app and `mprl video` read runs from a local or shared folder "
+                        f"(they also record videos in the lineage). Copy a run from remote storage first: "
+                        f"`mprl pull RUN --storage-path {storage_path} --to ./mprl_results`, then `--storage-path ./mprl_results`.")
+
+
 def _checkpoint_from_lineage(ref: str, storage_path: str) -> tuple[str, Path | None, str | None]:
     """A path as is, or a lineage checkpoint id ('ck-…') → (path, run folder, id)."""
     if Path(ref).exists() or not ref.startswith("ck-"):
         return ref, None, None
+    _local_storage(storage_path)
     from mprl.serve.catalog import Catalog
 
     found = Catalog(storage_path).checkpoint(ref)

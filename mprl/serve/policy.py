@@ -58,9 +58,10 @@ class Policy:
 def load_policy(checkpoint: str | Path) -> Policy:
     """The checkpoint's RL module with its weights, ready for `act` (raises CheckpointError)."""
     from algorithms.common.checkpoints import read_module_state
+    from mprl.storage import local_checkpoint
     from mprl.transfer.snapshots import checkpoint_meta, module_ctor
 
-    root = Path(checkpoint).expanduser()
+    root = local_checkpoint(checkpoint)  # a remote checkpoint is downloaded once
     state = read_module_state(root)  # readable CheckpointError for missing / foreign / corrupt folders
     cls, kwargs = module_ctor(root, "pass a checkpoint written by an mprl phase.")
     try:

@@ -54,8 +54,10 @@ def build_module(cls: type, kwargs: dict[str, Any]) -> Any:
 def checkpoint_meta(checkpoint: str | Path) -> dict[str, Any]:
     """Algorithm, env, action settings and reference returns recorded in an RLlib algorithm
     checkpoint (best effort)."""
-    root = Path(checkpoint).expanduser()
-    meta: dict[str, Any] = {"checkpoint": str(root)}
+    from mprl.storage import local_checkpoint
+
+    root = local_checkpoint(checkpoint)
+    meta: dict[str, Any] = {"checkpoint": str(checkpoint)}
     try:
         algo = _load_pickle(root / "class_and_ctor_args.pkl")
         meta["algorithm_class"] = algo["class"].__name__
@@ -91,8 +93,9 @@ def snapshot_from_checkpoint(checkpoint: str | Path, state: dict[str, Any] | Non
     """The module of an RLlib algorithm checkpoint, described by role (raises CheckpointError)."""
     from algorithms.common.checkpoints import read_module_state
     from mprl.errors import CheckpointError
+    from mprl.storage import local_checkpoint
 
-    root = Path(checkpoint).expanduser()
+    root = local_checkpoint(checkpoint)
     state = _numpy_state(state if state is not None else read_module_state(root))
     meta = checkpoint_meta(root)
     cls, kwargs = module_ctor(root, "cannot tell the roles of its parameters. Pass a checkpoint written by an RLlib algorithm.")
