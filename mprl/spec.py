@@ -43,6 +43,7 @@ from pydantic_core import PydanticCustomError
 
 from mprl import catalogue
 from mprl.errors import MprlError, SpecError
+from mprl.storage import is_uri
 
 __all__ = [
     "BUDGET_UNITS",
@@ -100,7 +101,6 @@ ENV_REGISTRATION_MODULES: tuple[str, ...] = ("mprl.envs",)
 
 _PIPELINE_NAME_RE = re.compile(r"[A-Za-z0-9_.-]+")
 _PHASE_NAME_RE = re.compile(r"[A-Za-z0-9_-]+")
-_URI_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 # Minari's DATASET_ID_RE with the version made mandatory (minari.load_dataset needs it).
 _DATASET_ID_RE = re.compile(r"(?:(?P<namespace>[-_\w][-_\w/]*[-_\w]+)/)?(?P<dataset>[-_\w]+?)-v(?P<version>\d+)")
 _HOST_PORT_RE = re.compile(r"(?:[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\]):\d{1,5}")
@@ -225,7 +225,7 @@ def _non_empty_str(what: str):
 
 def _expand_local(value: str) -> str:
     """``~`` expanded for local paths; URIs (s3://, gs://, file://, ...) kept as written."""
-    return value if _URI_RE.match(value) else os.path.expanduser(value)
+    return value if is_uri(value) else os.path.expanduser(value)
 
 
 def _storage_path(value: Any) -> str:
@@ -1094,7 +1094,7 @@ class PipelineSpec(_SpecModel):
 
     @property
     def storage_is_uri(self) -> bool:
-        return bool(_URI_RE.match(self.storage_path))
+        return is_uri(self.storage_path)
 
     @property
     def resolved_storage_path(self) -> str:

@@ -146,3 +146,15 @@ def test_cli_on_remote_storage(bucket, tmp_path):
     for out in (bad, not_a_folder, serve):
         assert "Traceback" not in out.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "local", "stage"], "no run folder was written"
+
+
+def test_lineage_journal_on_network_filesystems(tmp_path):
+    from mprl.lineage.store import journal_mode
+
+    mounts = [["/", "overlay"], ["/mnt/efs", "nfs4"], ["/mnt/gcs", "fuse.gcsfuse"], ["/mnt/efs/local", "ext4"]]
+    assert journal_mode(Path("/mnt/efs/runs/r1"), mounts) == "DELETE"  # other hosts read it: no shared-memory WAL
+    assert journal_mode(Path("/mnt/gcs/runs"), mounts) == "DELETE"
+    assert journal_mode(Path("/mnt/efs/local/runs"), mounts) == "WAL"  # the longest mount point decides
+    assert journal_mode(Path("/home/me/runs"), mounts) == "WAL"
+    with LineageStore(tmp_path / "run") as store:
+        assert store.db.execute("PRAGMA journal_mode").fetchone()[0].upper() == journal_mode(tmp_path)

@@ -102,12 +102,14 @@ def checkpoint_id(run_id: str, rel_path: str) -> str:
 _NETWORK_FS = ("nfs", "nfs4", "cifs", "smb3", "smbfs", "lustre", "gpfs", "ceph", "9p", "glusterfs", "beegfs")
 
 
-def journal_mode(folder: Path) -> str:
-    """WAL on a local disk; the rollback journal on a network filesystem that other nodes read."""
-    try:
-        mounts = [line.split()[1:3] for line in Path("/proc/mounts").read_text().splitlines()]
-    except OSError:
-        return "WAL"
+def journal_mode(folder: Path, mounts: list[list[str]] | None = None) -> str:
+    """WAL on a local disk; the rollback journal on a network filesystem that other nodes read.
+    `mounts`: [mount point, filesystem type] rows, by default this machine's /proc/mounts."""
+    if mounts is None:
+        try:
+            mounts = [line.split()[1:3] for line in Path("/proc/mounts").read_text().splitlines()]
+        except OSError:
+            return "WAL"
     target = str(folder.resolve())
     inside = [(mnt, fstype) for mnt, fstype in mounts if target == mnt or target.startswith(mnt.rstrip("/") + "/")]
     fstype = max(inside, key=lambda m: len(m[0]))[1] if inside else ""
