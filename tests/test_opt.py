@@ -128,6 +128,40 @@ def test_joined_storage_and_balanced_priorities():
     assert float(balanced.priorities[100]) == pytest.approx(2.0)
 
 
+def test_online_replay_checkpoint_round_trip_keeps_rows_order_and_priorities():
+    """`checkpoint_replay`: B_on (wrapped ring included) and its priorities come back as they were."""
+    both, off, on = replays()
+    balanced = BalancedReplay(both, off, on, temperature=2.0)
+    on.add(online_rows(40, 1000))
+    balanced.on_added(40)
+    on.add(online_rows(25, 2000))  # capacity 50: the ring wraps, the 15 oldest rows are gone
+    balanced.on_added(25)
+    balanced.update_priorities(torch.arange(100, 150), torch.linspace(1.0, 9.0, 50))
+    rows, prio = on.get_state(), balanced.online_priorities()
+    assert rows["rewards"].tolist() == [1000.0 + i for i in range(15, 40)] + [2000.0 + i for i in range(25)]  # oldest first
+    both2, off2, on2 = replays()
+    balanced2 = BalancedReplay(both2, off2, on2, temperature=2.0)
+    on2.set_state(rows)
+    balanced2.set_online_priorities(prio)
+    assert on2.size == 50 and on2.pos == 0
+    for k in rows:
+        assert np.array_equal(on2.get_state()[k], rows[k])
+    assert np.allclose(balanced2.online_priorities(), prio)
+    order = on.ordered_rows()  # the same transition keeps the same priority
+    assert np.allclose(balanced2.priorities[100:150].numpy(), balanced.priorities[100 + order].numpy())
+    on2.add(online_rows(1, 3000))  # and the next row overwrites the oldest one
+    assert on2.get_state()["rewards"][0] == 1016.0 and on2.get_state()["rewards"][-1] == 3000.0
+
+
+def test_checkpoint_replay_is_for_online_phases():
+    from algorithms.td3_bc import TD3BCConfig
+
+    cfg = TD3BCConfig().environment("InvertedPendulum-v5")
+    cfg.dataset, cfg.checkpoint_replay = "mprl/invertedpendulum/random-v0", True
+    with pytest.raises(ValueError, match="`checkpoint_replay` is for online phases"):
+        cfg.validate()
+
+
 def test_density_ratio_loss_minimiser_is_the_ratio():
     """Minimising E_off[log((w+1)/2)] − E_on[log(2w/(w+1))] per point gives w = p_on / p_off."""
     p_on, p_off = 0.6, 0.2

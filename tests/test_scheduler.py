@@ -242,12 +242,13 @@ def test_stop_rules():
 
 def test_a_failed_trial_is_retried_from_its_last_checkpoint(ray_local, minari_root, tmp_path):
     """Kill a trial's process mid-phase: Tune's FailureConfig restarts it from its last
-    checkpoint, and the lineage keeps one trial with one row per iteration."""
+    checkpoint (with its replay buffer: `checkpoint_replay`), and the lineage keeps one trial
+    with one row per iteration."""
     import os
     import signal
 
     spec = parse_pipeline({"name": "crash", "storage_path": str(tmp_path), "videos": {"selected": False}, "phases": [
-        {**phase("online", "td3", {"env_steps": 900}, config={"utd": 1}), "evaluation": {"interval": 150, "episodes": 1}}]})
+        {**phase("online", "td3", {"env_steps": 900}, config={"utd": 1, "checkpoint_replay": True}), "evaluation": {"interval": 150, "episodes": 1}}]})
     out: dict[str, Any] = {}
     thread = threading.Thread(target=lambda: out.update(result=run_pipeline(spec, write=lambda _: None)))
     thread.start()
@@ -272,3 +273,6 @@ def test_a_failed_trial_is_retried_from_its_last_checkpoint(ray_local, minari_ro
         assert [r["num_env_steps"] for r in rows] == [150 * i for i in range(1, 7)]
         pids = [json.loads(r["data_json"])["pid"] for r in rows]
         assert killed in pids and pids[-1] != killed  # the retry ran in a new process
+        # Every transition collected before the kill came back with the checkpoint: without
+        # it, the first row after the restart would hold one iteration's 150 transitions.
+        assert [json.loads(r["data_json"])["replay_size"] for r in rows] == [150 * i for i in range(1, 7)]

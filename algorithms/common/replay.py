@@ -69,6 +69,21 @@ class TensorReplay:
     def __len__(self) -> int:
         return self.size
 
+    def ordered_rows(self) -> torch.Tensor:
+        """Indices of the filled rows, oldest first (the ring's order)."""
+        start = self.pos if self.size == self.capacity else 0
+        return (torch.arange(self.size, device=self.device) + start) % self.capacity
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        """The filled rows, oldest first, as numpy arrays (for a checkpoint)."""
+        rows = self.ordered_rows()
+        return {k: v[rows].cpu().numpy() for k, v in self.data.items()}
+
+    def set_state(self, rows: dict[str, np.ndarray]) -> None:
+        """Refill from `get_state` rows: the same contents in the same ring order."""
+        self.size = self.pos = 0
+        self.add(rows)
+
 
 class BalancedReplay:
     """Balanced replay (Lee et al. 2022): prioritised sampling over B_off ∪ B_on.
@@ -102,6 +117,15 @@ class BalancedReplay:
         # B_on's ring fills from its start, so p's indices are rows of `both` as they are.
         idx = torch.multinomial(p, num_batches * batch_size, replacement=True, generator=self.generator)
         return [({k: v[i] for k, v in self.both.data.items()}, i) for i in idx.view(num_batches, batch_size)]
+
+    def online_priorities(self) -> np.ndarray:
+        """B_on's priorities in `online.get_state()` row order."""
+        return self.priorities[self.offline.size + self.online.ordered_rows()].cpu().numpy()
+
+    def set_online_priorities(self, values: np.ndarray) -> None:
+        """After `online.set_state`, whose rows start at B_on's first row."""
+        n = len(values)
+        self.priorities[self.offline.size : self.offline.size + n] = torch.as_tensor(values, device=self.priorities.device)
 
     def update_priorities(self, idx: torch.Tensor, w: torch.Tensor) -> None:
         self.priorities[idx] = w.detach().clamp(min=1e-6) ** (1.0 / self.temperature)

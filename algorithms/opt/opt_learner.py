@@ -84,6 +84,17 @@ class OPTLearner(TD3Learner):
         if self.balanced is not None:
             self.balanced.on_added(len(transitions.get("rewards", ())))
 
+    def replay_state(self) -> dict:
+        state = super().replay_state()  # B_on only: B_off is the dataset, reloaded from disk
+        if self.balanced is not None:
+            state["priorities"] = self.balanced.online_priorities()
+        return state
+
+    def load_replay_state(self, state: dict) -> None:
+        super().load_replay_state(state)
+        if self.balanced is not None and "priorities" in state:
+            self.balanced.set_online_priorities(state["priorities"])
+
     def normalised(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         norm = self._rl_module.normalizer
         return {**batch, "obs": norm(batch["obs"]), "next_obs": norm(batch["next_obs"])}

@@ -25,7 +25,7 @@ class TD3Config(PhaseConfigMixin, AlgorithmConfig):
     extra_settings = (
         "actor_lr", "critic_lr", "tau", "policy_noise", "noise_clip", "policy_delay", "hidden",
         "exploration_noise", "buffer_size", "random_steps", "learning_starts", "utd",
-        "env_steps_per_iteration", "updates_per_iteration", "normalize_obs",
+        "env_steps_per_iteration", "updates_per_iteration", "normalize_obs", "checkpoint_replay",
     )
 
     def __init__(self, algo_class: type | None = None) -> None:
@@ -49,6 +49,10 @@ class TD3Config(PhaseConfigMixin, AlgorithmConfig):
         self.env_steps_per_iteration = 1000
         self.updates_per_iteration = 1000
         self.normalize_obs = False
+        # The online replay buffer in every checkpoint, so a retried or resumed trial continues
+        # with its data (RLlib's `store_buffer_in_checkpoints`); off by default: it costs
+        # 4 × (2·obs + act + 2) bytes per stored transition in each checkpoint.
+        self.checkpoint_replay = False
         # Actions leave the module in environment units; RLlib must not rescale them.
         self.normalize_actions = False
         self.clip_actions = False
@@ -78,6 +82,13 @@ class TD3Config(PhaseConfigMixin, AlgorithmConfig):
 
 
 class TD3(PhaseAlgorithmMixin, Algorithm):
+    keeps_replay = True  # an online replay buffer (reported as `replay_size`)
+
+    def step(self) -> dict[str, Any]:
+        results = super().step()
+        if self.keeps_replay:
+            results["replay_size"] = self.call_learner("replay_size")
+        return results
     @classmethod
     def get_default_config(cls) -> TD3Config:
         return TD3Config()
@@ -124,6 +135,17 @@ class TD3(PhaseAlgorithmMixin, Algorithm):
                 self.num_updates += k * c.utd
                 self.sync_env_runners()
         self.log_losses(losses)
+
+    def get_state(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        state = super().get_state(*args, **kwargs)
+        if self.config.checkpoint_replay:
+            state["replay"] = self.call_learner("replay_state")
+        return state
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        super().set_state(state)
+        if "replay" in state:
+            self.call_learner("load_replay_state", state["replay"])
 
     def log_losses(self, losses: list[dict[str, float]]) -> None:
         for key in sorted({k for d in losses for k in d}):

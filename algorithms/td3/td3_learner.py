@@ -64,6 +64,16 @@ class TD3Learner(TorchLearner):
     def add_transitions(self, transitions: dict[str, np.ndarray]) -> None:
         self.data.add(transitions)
 
+    def replay_size(self) -> int:
+        return len(self.data)
+
+    def replay_state(self) -> dict[str, Any]:
+        """The online replay buffer, for algorithm checkpoints (`checkpoint_replay`)."""
+        return {"rows": self.data.get_state()}
+
+    def load_replay_state(self, state: dict[str, Any]) -> None:
+        self.data.set_state(state["rows"])
+
     def run_updates(self, num_updates: int) -> dict[str, float]:
         """Run `num_updates` gradient updates on minibatches sampled from `self.data`."""
         if num_updates <= 0 or len(self.data) == 0:

@@ -27,10 +27,14 @@ class TD3BCConfig(TD3Config):
         super().validate()
         if not self.dataset:
             self._value_error("TD3+BC is offline: set `dataset` to a Minari dataset id (see `mprl datasets list`).")
+        if self.checkpoint_replay:
+            self._value_error("TD3+BC is offline: its data is the dataset, reloaded from disk; `checkpoint_replay` is for online phases.")
 
 
 class TD3BC(TD3):
     """No environment interaction: each iteration is `updates_per_iteration` learner updates."""
+
+    keeps_replay = False
 
     @classmethod
     def get_default_config(cls) -> TD3BCConfig:
