@@ -20,7 +20,7 @@ from typing import Any
 from mprl.catalogue import get_algorithm
 from mprl.errors import DatasetNotFound, MprlError
 from mprl.spec import ITERATION_SETTINGS, sweep_label
-from mprl.storage import dirname, is_uri, join
+from mprl.storage import check_writable, dirname, is_uri, join
 
 BUDGET_KEYS = {"updates": "num_updates_lifetime", "env_steps": "num_env_steps_lifetime"}
 
@@ -203,8 +203,6 @@ def new_run_id(name: str) -> str:
 def validate_inputs(spec: Any, write: Callable[[str], None]) -> None:
     """Bad checkpoints and missing datasets fail before Ray starts or any folder is written."""
     from algorithms.common.checkpoints import read_module_state
-
-    from mprl.storage import check_writable
 
     if spec.storage_is_uri:
         check_writable(spec.storage_path)  # a missing bucket or credentials fail here, not in phase 1

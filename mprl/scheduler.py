@@ -31,7 +31,7 @@ from ray import tune
 from mprl import storage
 from mprl.catalogue import get_algorithm
 from mprl.errors import CheckpointError, MprlError
-from mprl.lineage import AXES, LineageStore, config_hash
+from mprl.lineage import AXES, LINEAGE_FILE, LineageStore, config_hash
 from mprl.progress import PhaseProgress
 from mprl.runner import (
     BUDGET_KEYS,
@@ -165,10 +165,10 @@ class Scheduler:
         self.remote = storage.is_uri(run_dir)
         self.run_dir = storage.cache_root() / "staging" / run_id if self.remote else Path(run_dir)  # what this actor writes
         self.synced_at = 0.0
-        if self.remote and storage.exists(storage.join(run_dir, "lineage.sqlite")):  # a resume, maybe on another node
-            for stale in self.run_dir.glob("lineage.sqlite*"):  # an old -wal would be replayed into the new copy
+        if self.remote and storage.exists(storage.join(run_dir, LINEAGE_FILE)):  # a resume, maybe on another node
+            for stale in self.run_dir.glob(f"{LINEAGE_FILE}*"):  # an old -wal would be replayed into the new copy
                 stale.unlink()
-            storage.download(storage.join(run_dir, "lineage.sqlite"), self.run_dir / "lineage.sqlite")
+            storage.download(storage.join(run_dir, LINEAGE_FILE), self.run_dir / LINEAGE_FILE)
         self.store = LineageStore(self.run_dir, root=run_dir)
         self.store.create_run(run_id, self.spec.name, self.spec.to_dict(), self.spec.resolved_storage_path)
         (self.run_dir / "pipeline.json").write_text(json.dumps(self.spec.to_dict(), indent=2))
@@ -218,8 +218,8 @@ class Scheduler:
             return
         self.synced_at = time.time()
         (self.run_dir / "upload").mkdir(exist_ok=True)
-        snapshot = self.store.snapshot(self.run_dir / "upload" / "lineage.sqlite")
-        storage.upload(snapshot, storage.join(self.location, "lineage.sqlite"))
+        snapshot = self.store.snapshot(self.run_dir / "upload" / LINEAGE_FILE)
+        storage.upload(snapshot, storage.join(self.location, LINEAGE_FILE))
 
     def start(self) -> None:
         """Run in the background and return at once: a detached driver may exit now."""
@@ -405,9 +405,10 @@ class Scheduler:
                 ids[ckpt.path] = self.store.record_checkpoint(run_id=self.run_id, node=node, trial_id=m["trial_id"], path=ckpt.path, metrics=m)
                 candidates.append((ckpt.path, m))
                 trial_of[ckpt.path] = r
-        for c in self.store.checkpoints(node_id):  # checkpoints Tune deleted (num_to_keep) leave the lineage
-            if not storage.exists(self.store.abs(c["path"])):
-                self.store.delete_checkpoint(c["checkpoint_id"])
+        if phase.tune.checkpoint_num_to_keep:  # only then does Tune delete checkpoints; they leave the lineage
+            for c in self.store.checkpoints(node_id):
+                if not storage.exists(self.store.abs(c["path"])):
+                    self.store.delete_checkpoint(c["checkpoint_id"])
         chosen = select_checkpoints(candidates, phase, metric, budget_key)
         metrics_of = dict(candidates)
         for path, label in chosen:

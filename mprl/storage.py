@@ -19,13 +19,17 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from mprl.errors import MprlError
+from mprl.errors import CheckpointError, MprlError
 
 URI_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 class StorageError(MprlError):
     """A remote storage location cannot be read or written."""
+
+
+class StorageNotFound(StorageError):
+    """What a download asked for is not there."""
 
 
 def is_uri(path: str | os.PathLike) -> bool:
@@ -164,7 +168,7 @@ def download(uri: str, local: str | os.PathLike) -> Path:
     local = Path(local)
     info = _call("read", uri, lambda: fs.get_file_info(p))
     if info.type == pafs.FileType.NotFound:
-        raise StorageError(f"{uri} does not exist.")
+        raise StorageNotFound(f"{uri} does not exist.")
     local.parent.mkdir(parents=True, exist_ok=True)
     tmp = local.with_name(f".{local.name}.{uuid.uuid4().hex[:8]}")
     try:
@@ -222,9 +226,8 @@ def local_checkpoint(path: str | os.PathLike) -> Path:
         return Path(path).expanduser()
     dest = cache_root() / "checkpoints" / hashlib.sha1(str(path).encode()).hexdigest()[:16] / Path(fs_path(str(path))).name
     if not dest.exists():
-        from mprl.errors import CheckpointError
-
-        if not exists(path):
-            raise CheckpointError(f"Checkpoint '{path}' does not exist. Pass the URI of an mprl/RLlib algorithm checkpoint folder.")
-        download(str(path), dest)
+        try:
+            download(str(path), dest)
+        except StorageNotFound:
+            raise CheckpointError(f"Checkpoint '{path}' does not exist. Pass the URI of an mprl/RLlib algorithm checkpoint folder.") from None
     return dest

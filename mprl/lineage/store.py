@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from mprl.errors import MprlError
-from mprl.storage import cache_root, download, exists, fs_path, is_uri, join, list_dirs
+from mprl.storage import StorageNotFound, cache_root, download, exists, fs_path, is_uri, join, list_dirs
 
 LINEAGE_FILE = "lineage.sqlite"
 SCHEMA_VERSION = 1
@@ -96,6 +96,17 @@ def code_version() -> str:
 def checkpoint_id(run_id: str, rel_path: str) -> str:
     """Stable across resumes and machines: the run and the checkpoint's path inside the run."""
     return "ck-" + short_hash(run_id, rel_path)
+
+
+def stored_path(run_dir: str | os.PathLike, stored: str, root: str | None = None) -> Path | str:
+    """A path as the lineage stores it, made usable: a local path under `run_dir`, or a URI
+    under `root` for a run in remote storage. Needs no open database."""
+    if is_uri(stored):
+        return stored
+    if root and is_uri(root):
+        return join(root, stored)
+    p = Path(stored)
+    return p if p.is_absolute() else Path(run_dir) / p
 
 
 # Filesystems where SQLite's WAL (shared memory) is unsafe: another host would read stale pages.
@@ -179,13 +190,7 @@ class LineageStore:
             return str(path)
 
     def abs(self, stored: str) -> Path | str:
-        """A stored path made usable: a local path, or a URI for a run in remote storage."""
-        if is_uri(stored):
-            return stored
-        if self.root:
-            return join(self.root, stored)
-        p = Path(stored)
-        return p if p.is_absolute() else self.run_dir / p
+        return stored_path(self.run_dir, stored, self.root)
 
     # ---- writes (the scheduler actor)
     def create_run(self, run_id: str, name: str, spec: dict[str, Any], storage_path: str) -> None:
@@ -340,10 +345,11 @@ def open_lineage(location: str | os.PathLike) -> LineageStore:
     if not is_uri(location):
         return LineageStore(location, readonly=True)
     uri = str(location)
-    if not exists(join(uri, LINEAGE_FILE)):
-        raise LineageError(f"No lineage at {join(uri, LINEAGE_FILE)}: is {uri} an mprl run?")
     local = cache_root() / "lineage" / short_hash(uri, n=16)
-    download(join(uri, LINEAGE_FILE), local / LINEAGE_FILE)
+    try:
+        download(join(uri, LINEAGE_FILE), local / LINEAGE_FILE)
+    except StorageNotFound:
+        raise LineageError(f"No lineage at {join(uri, LINEAGE_FILE)}: is {uri} an mprl run?") from None
     return LineageStore(local, readonly=True, root=uri)
 
 

@@ -34,6 +34,7 @@ from starlette.types import Receive, Scope, Send
 
 from mprl import __version__
 from mprl.errors import MprlError
+from mprl.lineage.store import stored_path
 from mprl.serve.catalog import Catalog, clean, lineage_graph, policy_record
 from mprl.serve.errors import ApiError, error_response, install_handlers, parse_json
 
@@ -338,12 +339,8 @@ class PolicyService:
         if policy is not None:
             return policy
         run_dir, record = self._checkpoint(policy_id)
-        from mprl.lineage import LineageStore
-
         try:
-            with LineageStore(run_dir, readonly=True) as store:
-                path = store.abs(record["path"])
-            return await self.policies.get(policy_id, path)
+            return await self.policies.get(policy_id, stored_path(run_dir, record["path"]))
         except MprlError as e:
             raise ApiError(409, "checkpoint_unloadable", f"Policy {policy_id} is registered but cannot be loaded: {e}") from None
 
@@ -526,10 +523,7 @@ class PolicyService:
             raise ApiError(422, "invalid_request", f"'video' must be true or false, got {json.dumps(video)}.")
         env_id = _env_arg(data)
         await self._policy(policy_id)  # a 409 now rather than a failure in the worker
-        from mprl.lineage import LineageStore
-
-        with LineageStore(run_dir, readonly=True) as store:
-            path = store.abs(record["path"])
+        path = stored_path(run_dir, record["path"])
         env_name = (env_id or record["env"]).replace("/", "_").replace(":", "_")
         video_path = run_dir / "videos" / f"{policy_id}-{env_name}-rollouts-{seeds[0]}x{len(seeds)}-{int(time.time())}.mp4" if video else None
         out = await self.worker.rollouts.remote({
@@ -591,10 +585,7 @@ class PolicyService:
         if found is None:
             raise ApiError(404, "unknown_video", f"No video {video_id!r} in the lineage. A policy's videos are listed by GET {API}/policies/{{policy_id}}; make one with POST {API}/policies/{{policy_id}}/videos.")
         run_dir, row = found
-        from mprl.lineage import LineageStore
-
-        with LineageStore(run_dir, readonly=True) as store:
-            path = store.abs(row["path"])
+        path = stored_path(run_dir, row["path"])
         if not path.is_file():
             raise ApiError(410, "video_missing", f"Video {video_id} is registered but its file is gone. Make it again with POST {API}/policies/{row['checkpoint_id']}/videos and {{\"force\": true}}.")
         return path, row

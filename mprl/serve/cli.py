@@ -65,10 +65,9 @@ def _checkpoint_from_lineage(ref: str, storage_path: str) -> tuple[str, Path | N
     if found is None:
         raise MprlError(f"No checkpoint {ref!r} in the runs under {storage_path}. Pass a checkpoint folder, or the run's --storage-path.")
     run_dir, row = found
-    from mprl.lineage import LineageStore
+    from mprl.lineage.store import stored_path
 
-    with LineageStore(run_dir, readonly=True) as store:
-        return str(store.abs(row["path"])), run_dir, ref
+    return str(stored_path(run_dir, row["path"])), run_dir, ref
 
 
 def cmd_video(args: argparse.Namespace) -> int:
