@@ -1,12 +1,15 @@
-"""The algorithm catalogue: names users write in YAML → RLlib algorithm configs."""
+"""The algorithm catalogue: names users write in YAML → RLlib algorithm configs.
+
+It reads `algorithms.registry`; an algorithm appears here by registering in its own sub-package.
+"""
 
 from __future__ import annotations
 
 import difflib
-import importlib
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
+from algorithms.registry import AlgorithmInfo, discover
 from mprl.errors import MprlError
 
 Paradigm = Literal["offline", "online", "hybrid"]
@@ -14,46 +17,54 @@ Paradigm = Literal["offline", "online", "hybrid"]
 
 @dataclass(frozen=True)
 class AlgorithmEntry:
-    name: str
-    paradigm: Paradigm
-    config_path: str  # "module:ClassName" of the AlgorithmConfig subclass
-    description: str
-    needs_dataset: bool
+    info: AlgorithmInfo
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def paradigms(self) -> tuple[str, ...]:
+        return self.info.paradigms
+
+    @property
+    def paradigm(self) -> str:
+        """The paradigm a phase gets when it writes no `paradigm:`."""
+        return self.info.default_paradigm
+
+    @property
+    def description(self) -> str:
+        return self.info.summary
+
+    @property
+    def paper(self) -> str:
+        return self.info.paper
+
+    @property
+    def config_path(self) -> str:
+        return self.info.config
+
+    def needs_dataset(self, paradigm: str | None = None) -> bool:
+        return (paradigm or self.paradigm) != "online"
 
     def config_class(self) -> type:
-        module, cls = self.config_path.split(":")
-        return getattr(importlib.import_module(module), cls)
+        return self.info.config_class()
 
-    def new_config(self):
+    def new_config(self) -> Any:
         return self.config_class()()
 
+    @property
+    def settings(self) -> type:
+        """The algorithm's typed settings model (algorithms.common.settings)."""
+        return self.config_class().settings
+
     def override_fields(self) -> dict[str, object]:
-        """The algorithm settings a phase's ``config:`` may override, with defaults."""
-        cfg = self.new_config()
-        return {k: v for k, v in sorted(vars(cfg).items()) if not k.startswith("_")}
+        """The algorithm settings a phase's ``config:`` may set, with defaults."""
+        return {k: f.default for k, f in self.settings.model_fields.items()}
 
 
-CATALOGUE: dict[str, AlgorithmEntry] = {
-    e.name: e
-    for e in [
-        AlgorithmEntry(
-            "td3", "online", "algorithms.td3:TD3Config",
-            "TD3 (Fujimoto et al. 2018): twin critics, target smoothing, delayed actor.", False,
-        ),
-        AlgorithmEntry(
-            "td3_bc", "offline", "algorithms.td3_bc:TD3BCConfig",
-            "TD3+BC (Fujimoto & Gu 2021): TD3 with a normalised behaviour-cloning term.", True,
-        ),
-        AlgorithmEntry(
-            "sac", "online", "algorithms.sac:SACConfig",
-            "SAC (Haarnoja et al. 2018): RLlib's own SAC with mprl's counters, budgets, evaluation and transfers.", False,
-        ),
-        AlgorithmEntry(
-            "opt", "hybrid", "algorithms.opt:OPTConfig",
-            "TD3+OPT (Shin et al. 2025): online pre-training of a new critic, then κ-blended fine-tuning.", True,
-        ),
-    ]
-}
+# The sub-packages' `__init__`s only register (no torch, no RLlib), so this is cheap.
+CATALOGUE: dict[str, AlgorithmEntry] = {name: AlgorithmEntry(info) for name, info in discover().items()}
 
 
 def algorithm_names() -> list[str]:

@@ -19,6 +19,7 @@ from typing import Any
 
 from mprl.catalogue import get_algorithm
 from mprl.errors import DatasetNotFound, MprlError
+from mprl.preflight import check_phase_spaces
 from mprl.spec import ITERATION_SETTINGS, sweep_label
 from mprl.storage import check_writable, dirname, is_uri, join
 
@@ -86,8 +87,11 @@ def init_ray(address: str | None, num_cpus: int | None) -> None:
     """Embedded local Ray unless an address is given (spec, or RAY_ADDRESS as `ray job submit` sets)."""
     import ray
 
+    from mprl.quiet import quiet_ray_startup
+
     if ray.is_initialized():
         return
+    quiet_ray_startup()
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
         ray.init(address=address, log_to_driver=False)
@@ -123,6 +127,7 @@ def phase_config(phase: Any, init_checkpoint: str | None, refs: tuple[float, flo
         "init_checkpoint": init_checkpoint,
         "reference_scores": refs,
         "dataset": phase.dataset_id,
+        "paradigm": phase.resolved_paradigm,
         "dataset_root": str(datasets_root()) if phase.dataset_id else None,
         f"budget_{phase.budget_unit}": phase.budget_value,
         ITERATION_SETTINGS[phase.budget_unit]: phase.evaluation.interval,  # one iteration = one evaluation interval
@@ -218,13 +223,17 @@ def validate_inputs(spec: Any, write: Callable[[str], None]) -> None:
             read_module_state(phase.init_checkpoint_path)
     for phase in spec.phases:
         ensure_dataset(phase, write)
+    check_phase_spaces(spec)
 
 
 def _actor_env() -> dict[str, str]:
     """What the scheduler and its trials must see of the driver's environment."""
     from mprl.datasets import datasets_root
 
-    return {"MINARI_DATASETS_PATH": str(datasets_root()), "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
+    env = {"MINARI_DATASETS_PATH": str(datasets_root()), "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
+    if "TUNE_GLOBAL_CHECKPOINT_S" in os.environ:  # how often Tune saves its experiment state (tests set it)
+        env["TUNE_GLOBAL_CHECKPOINT_S"] = os.environ["TUNE_GLOBAL_CHECKPOINT_S"]
+    return env
 
 
 def start_scheduler(spec: Any, run_id: str, run_dir: str) -> Any:
@@ -271,8 +280,12 @@ def _stop_signals() -> Iterator[threading.Event]:
             signal.signal(sig, handler)
 
 
-def attach(actor: Any, run_id: str, run_dir: str, storage_path: str, write: Callable[[str], None]) -> RunResult:
-    """Follow a scheduler's progress lines until the run ends; Ctrl-C or SIGTERM stops the run."""
+def attach(actor: Any, run_id: str, run_dir: str, storage_path: str, write: Callable[[str], None], cluster_outlives: bool = False) -> RunResult:
+    """Follow a scheduler's progress lines until the run ends; Ctrl-C or SIGTERM stops the run.
+
+    Videos still rendering at the end are left to finish in the background: on a cluster that
+    outlives this driver the scheduler actor keeps rendering and recording them; with an
+    embedded local Ray (which ends with this process) a detached process renders them."""
     import ray
 
     ref = actor.run.remote()
@@ -301,8 +314,18 @@ def attach(actor: Any, run_id: str, run_dir: str, storage_path: str, write: Call
             raise MprlError(f"the phase scheduler of run {run_id} could not start: {cause[-1] if cause else e}") from None
         raise MprlError(f"the phase scheduler of run {run_id} died; continue the run with `mprl resume {run_id} --storage-path {storage_path}`") from None
     exception = summary.pop("exception", None)
-    with contextlib.suppress(Exception):
-        ray.kill(actor)  # a finished scheduler holds nothing worth keeping
+    pending = summary.pop("videos_pending", None) or []
+    if pending and cluster_outlives:
+        actor.finish_videos.remote()  # it ends itself when they are recorded
+        write(f"{len(pending)} video(s) render in the background on the cluster → {join(run_dir, 'videos')}/ (in the lineage when done: `mprl lineage show {run_id}`)")
+    else:
+        with contextlib.suppress(Exception):
+            ray.kill(actor)  # a finished scheduler holds nothing worth keeping
+        if pending:
+            from mprl.video import render_in_background
+
+            log = render_in_background(run_dir, run_id, pending)
+            write(f"{len(pending)} video(s) render in the background → {join(run_dir, 'videos')}/ (in the lineage when done: `mprl lineage show {run_id}`; log {log})")
     if summary["status"] != "succeeded":
         if isinstance(exception, BaseException):
             raise exception
@@ -328,12 +351,18 @@ def run_pipeline(spec: Any, write: Callable[[str], None] = print, detach: bool =
         ray.get(actor.start.remote())
         write(f"run {run_id} continues on the cluster; follow it with `mprl resume {run_id} --storage-path {storage_path}`")
         return None
-    return attach(actor, run_id, run_dir, storage_path, write)
+    return attach(actor, run_id, run_dir, storage_path, write, cluster_outlives=_cluster_outlives(spec))
 
 
-def resume_run(run: str, storage_path: str | None = None, write: Callable[[str], None] = print) -> RunResult:
+def _cluster_outlives(spec: Any) -> bool:
+    """Whether the Ray cluster is one this driver connected to (it outlives the driver)."""
+    return bool(spec.ray.address or os.environ.get("RAY_ADDRESS"))
+
+
+def resume_run(run: str, storage_path: str | None = None, write: Callable[[str], None] = print) -> RunResult | None:
     """Continue a stopped or crashed run from its lineage and Tune's experiment state; attach
-    to its scheduler instead if that is still alive."""
+    to its scheduler instead if that is still alive. A run that succeeded has nothing to
+    resume: None, with nothing started."""
     from mprl.lineage import find_run, open_lineage
     from mprl.spec import parse_pipeline
 
@@ -343,14 +372,15 @@ def resume_run(run: str, storage_path: str | None = None, write: Callable[[str],
         record = store.run()
     spec = parse_pipeline(json.loads(record["spec_json"]), source=f"{run_dir}/pipeline.json")
     run_id = record["run_id"]
+    if record["status"] == "succeeded":
+        write(f"run {run_id} already succeeded; nothing to resume (`mprl lineage show {run_id}` shows it)")
+        return None
     validate_inputs(spec, write)
     init_ray(spec.ray.address, spec.ray.num_cpus)
     actor = find_scheduler(run_id)
     if actor is not None:
         write(f"run {run_id}: its scheduler is alive; following it")
     else:
-        if record["status"] == "succeeded":
-            write(f"run {run_id} already succeeded; nothing to resume")
         write(f"run {run_id}: resuming ({record['status']}) → {run_dir}")
         actor = start_scheduler(spec, run_id, run_dir)
-    return attach(actor, run_id, run_dir, dirname(run_dir), write)
+    return attach(actor, run_id, run_dir, dirname(run_dir), write, cluster_outlives=_cluster_outlives(spec))

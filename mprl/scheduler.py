@@ -32,6 +32,7 @@ from mprl import storage
 from mprl.catalogue import get_algorithm
 from mprl.errors import CheckpointError, MprlError
 from mprl.lineage import AXES, LINEAGE_FILE, LineageStore, config_hash
+from mprl.lineage.writer import SCHEDULER_NAMESPACE, scheduler_actor_name
 from mprl.progress import PhaseProgress
 from mprl.runner import (
     BUDGET_KEYS,
@@ -44,13 +45,13 @@ from mprl.runner import (
 )
 from mprl.spec import PipelineSpec, parse_pipeline, sweep_label
 
-NAMESPACE = "mprl"
+NAMESPACE = SCHEDULER_NAMESPACE
 LINEAGE_SYNC_S = float(os.environ.get("MPRL_LINEAGE_SYNC_S", 15))  # remote storage: the lineage's upload interval
 _CURRENT: Scheduler | None = None  # the scheduler of this process; Tune callbacks reach it here
 
 
 def actor_name(run_id: str) -> str:
-    return f"scheduler:{run_id}"
+    return scheduler_actor_name(run_id)
 
 
 def _emit(line: str) -> None:
@@ -181,6 +182,7 @@ class Scheduler:
         self.summary: dict[str, Any] | None = None
         self.exception: MprlError | None = None  # handed to the driver, which raises it as is
         self.videos: list[tuple[Any, str]] = []  # (pending Ray ref, checkpoint id)
+        self.video_jobs: dict[str, dict[str, Any]] = {}  # checkpoint id → what its video task renders
         self.checkpoint_counts: dict[str, int] = {}
         self.first_step_at: dict[str, float] = {}
         self.last_trial_end: dict[str, float] = {}
@@ -198,10 +200,27 @@ class Scheduler:
         return self.lines[offset:], len(self.lines)
 
     def stop(self) -> None:
-        """Mark the run stopped; the caller then kills this actor, as a crash would end it:
-        Tune's experiment state and the lineage let `mprl resume` continue the run."""
-        self.store.set_run_status("stopped", "stopped by the user; continue with `mprl resume`")
+        """Mark the run and its unfinished phases stopped and write its summary; the caller then
+        kills this actor, as a crash would end it: Tune's experiment state and the lineage let
+        `mprl resume` continue the run."""
+        message = "stopped by the user; continue with `mprl resume`"
+        for node in self.store.nodes():
+            if node["status"] == "running":
+                self.store.set_node_status(node["node_id"], "stopped", message)
+        self.store.set_run_status("stopped", message)
+        self.summary = self._summary("stopped", message)
+        self._write_summary()
         self._sync_lineage()
+
+    def record_video(self, checkpoint_id: str, path: str, **fields: Any) -> str:
+        """A video made outside this actor (Serve, `mprl video`): this actor is the lineage's writer."""
+        vid = self.store.record_video(checkpoint_id, path, **fields)
+        self._sync_lineage(every=LINEAGE_SYNC_S)
+        return vid
+
+    def _write_summary(self) -> None:
+        (self.run_dir / "summary.json").write_text(json.dumps(self.summary, indent=2, default=str))
+        self._upload("summary.json")
 
     # ---- remote storage: upload what this actor wrote (no-ops for a local run folder)
     def _upload(self, rel: str) -> None:
@@ -236,9 +255,11 @@ class Scheduler:
         try:
             self.store.set_run_status("running")
             self._run_phases()
-            self._finish_videos(timeout=600)
+            if self.remote:  # a remote run's lineage is uploaded by this actor: it waits for its videos
+                self._finish_videos(timeout=600)
             self.store.set_run_status("succeeded")
             self.summary = self._summary("succeeded")
+            self.summary["videos_pending"] = self._pending_videos()
         except BaseException as e:  # noqa: BLE001 - any failure ends the run with a readable status
             message = str(e) if isinstance(e, MprlError) else f"{type(e).__name__}: {e}"
             if not isinstance(e, MprlError):
@@ -247,9 +268,8 @@ class Scheduler:
             self.summary = self._summary("failed", message)
             self.exception = e if isinstance(e, MprlError) else None
         finally:
-            (self.run_dir / "summary.json").write_text(json.dumps(self.summary, indent=2, default=str))
             try:
-                self._upload("summary.json")
+                self._write_summary()
                 self._sync_lineage()
                 if self.remote and self.summary["status"] == "succeeded":  # all of it is in the bucket now
                     self.store.close()
@@ -308,7 +328,7 @@ class Scheduler:
         node = {
             "node_id": node_id, "run_id": self.run_id, "phase": phase.name, "ordinal": ordinal, "branch": branch,
             "parent_checkpoint_id": parent.get("checkpoint_id") if parent else None, "algorithm": phase.algorithm,
-            "paradigm": entry.paradigm, "env": phase.env, "dataset": phase.dataset_id, "budget_unit": phase.budget_unit,
+            "paradigm": phase.resolved_paradigm, "env": phase.env, "dataset": phase.dataset_id, "budget_unit": phase.budget_unit,
             "budget_value": phase.budget_value, "axis": AXES[phase.budget_unit],
             "config_hash": config_hash({**param_space, "sweep": phase.sweep, "seeds": phase.tune.seeds}),
             "experiment_path": node_id, "status": "running", "started_at": None if resume else time.time(),
@@ -317,7 +337,7 @@ class Scheduler:
         self._sync_lineage()
         self.nodes[node_id] = node
         where = f", initialised from {parent.get('checkpoint_id') or init_path} ({parent['selection']})" if parent else ""
-        self.write(f"[{node_id}] {phase.algorithm} ({entry.paradigm}) on {phase.env}{where}")
+        self.write(f"[{node_id}] {phase.algorithm} ({phase.resolved_paradigm}) on {phase.env}{where}")
         try:
             if init_path:
                 self._preflight(node, init_path, cfg, phase.algorithm, parent)
@@ -485,6 +505,7 @@ class Scheduler:
         out = storage.join(self.location, "videos", f"{cid}.mp4")
         task = ray.remote(_record_video).options(num_cpus=self.spec.videos.num_cpus)
         self.videos.append((task.remote(path, out, env, self.spec.videos.steps), cid))
+        self.video_jobs[cid] = {"checkpoint_id": cid, "checkpoint": path, "out": out, "env": env, "steps": self.spec.videos.steps}
 
     def _collect_videos(self, timeout: float = 0.0) -> None:
         import ray
@@ -509,6 +530,21 @@ class Scheduler:
         if self.videos:
             self.write(f"waiting for {len(self.videos)} video(s)")
         self._collect_videos(timeout=timeout)
+
+    def _pending_videos(self) -> list[dict[str, Any]]:
+        """The videos still rendering at the end of the run, as jobs a background process can redo."""
+        self._collect_videos()
+        return [dict(self.video_jobs[cid]) for _, cid in self.videos]
+
+    def finish_videos(self, timeout: float = 600.0) -> int:
+        """Wait for the videos still rendering and record them (the driver has gone: this
+        actor, detached on a cluster, is still the lineage's writer); then end this actor."""
+        import ray
+
+        self._collect_videos(timeout=timeout)
+        left = len(self.videos)
+        ray.actor.exit_actor()
+        return left
 
 
 def _trial_id_from_path(path: str) -> str:

@@ -18,7 +18,6 @@ directly in Python (``PipelineSpec.model_validate(...)``) enforces the same rule
 from __future__ import annotations
 
 import difflib
-import functools
 import importlib
 import importlib.util
 import math
@@ -91,7 +90,20 @@ RESERVED_SETTINGS: dict[str, str] = {
     "budget_env_steps": "the budget is set by the phase's `budget:`",
     "eval_episodes": "set it with the phase's `evaluation.episodes:`",
     "eval_seed": "set it with the phase's `evaluation.seed:`",
+    "paradigm": "set the phase's `paradigm:`",
 }
+#: RLlib settings that mprl's learners do not read: refused, with the setting that does the job.
+RLLIB_BYPASSED: dict[str, str] = {
+    "lr": "mprl's learners have one learning rate per network (actor_lr, critic_lr, ...)",
+    "grad_clip": "mprl's learners do not clip gradients",
+    "num_epochs": "mprl's learners sample their own minibatches; the number of updates follows the budget and utd",
+    "minibatch_size": "the minibatch is train_batch_size_per_learner",
+    "training_intensity": "the update-to-data ratio is utd",
+    "num_steps_sampled_before_learning_starts": "use learning_starts",
+    "replay_buffer_config": "the replay lives in the learner: buffer_size, and replay for hybrid phases",
+    "target_network_update_freq": "targets are Polyak-averaged every update: tau",
+}
+
 #: The per-iteration setting that one evaluation interval becomes, by budget unit.
 ITERATION_SETTINGS = {"updates": "updates_per_iteration", "env_steps": "env_steps_per_iteration"}
 
@@ -321,17 +333,18 @@ def _env_problem(env: str) -> Optional[str]:
     return message
 
 
-@functools.lru_cache(maxsize=None)
-def _override_fields(entry: catalogue.AlgorithmEntry) -> frozenset[str]:
-    return frozenset(entry.override_fields())
+def _settings_model(entry: catalogue.AlgorithmEntry) -> Any:
+    return entry.settings
 
 
-def _config_problems(entry: catalogue.AlgorithmEntry, config: Mapping, unit: Optional[str]) -> list[tuple]:
+def _config_problems(entry: catalogue.AlgorithmEntry, config: Mapping, unit: Optional[str], paradigm: Optional[str] = None) -> list[tuple]:
+    """Each setting of a phase's `config:` (or a sweep point) that the algorithm refuses:
+    reserved, unknown, of the wrong type or range, or meaningless in this phase's paradigm."""
     keys = [k for k in config if isinstance(k, str)]
     if not keys:
         return []
     try:
-        fields = _override_fields(entry)
+        model = _settings_model(entry)
     except Exception as exc:  # the algorithm package is missing or broken: say so, once
         return [(
             ("config",),
@@ -339,6 +352,7 @@ def _config_problems(entry: catalogue.AlgorithmEntry, config: Mapping, unit: Opt
             f"failed to load ({type(exc).__name__}: {exc})",
             dict(config),
         )]
+    fields = list(model.model_fields)
     reserved = dict(RESERVED_SETTINGS)
     if unit in ITERATION_SETTINGS:  # one training iteration = one evaluation interval
         reserved[ITERATION_SETTINGS[unit]] = "one training iteration is one evaluation interval: set `evaluation.interval:`"
@@ -346,20 +360,39 @@ def _config_problems(entry: catalogue.AlgorithmEntry, config: Mapping, unit: Opt
     for key in keys:
         if key in reserved:
             problems.append((("config", key), f"{key!r} cannot be set under config: {reserved[key]}", config[key]))
-        elif key not in fields:
-            message = f"unknown setting {key!r} for {entry.name}"
-            close = _did_you_mean(key, fields)
-            if close:
-                message += f"; did you mean {close!r}?"
-            else:
-                similar = difflib.get_close_matches(key, sorted(fields), n=4, cutoff=0.4)
-                message += (
-                    f"; similar settings: {_quoted(similar)}" if similar
-                    else f"; list its {len(fields)} settings with "
-                    f"mprl.catalogue.get_algorithm({entry.name!r}).override_fields()"
-                )
-            problems.append((("config", key), message, key))
+    checked = {k: config[k] for k in keys if k not in reserved}
+    for key, message, value in model.problems(checked, paradigm):
+        if message != "unknown":
+            problems.append((("config", key), message, value))
+            continue
+        message = f"unknown setting {key!r} for {entry.name}"
+        if key in RLLIB_BYPASSED:
+            message += f": {RLLIB_BYPASSED[key]}"
+        close = _did_you_mean(key, fields)
+        if close:
+            message += f"; did you mean {close!r}?"
+        else:
+            similar = difflib.get_close_matches(key, sorted(fields), n=4, cutoff=0.4)
+            message += (
+                f"; similar settings: {_quoted(similar)}" if similar
+                else f"; list its {len(fields)} settings with `mprl algorithms {entry.name}`"
+            )
+        problems.append((("config", key), message, key))
     return problems
+
+
+def _phase_problems(entry: catalogue.AlgorithmEntry, settings: Mapping, paradigm: str, budget: Any, warm_start: bool) -> list[tuple]:
+    """Settings that make the phase pointless (e.g. no gradient update within its budget)."""
+    if not isinstance(budget, Mapping):
+        return []
+    unit = next((u for u in BUDGET_UNITS if isinstance(budget.get(u), int)), None)
+    if unit is None:
+        return []
+    try:
+        values = _settings_model(entry).model_validate(dict(settings))
+    except Exception:  # reported by _config_problems
+        return []
+    return [(("config", key), message, settings.get(key)) for key, message in values.phase_problems(paradigm, unit, budget[unit], warm_start)]
 
 
 def _get(obj: Any, key: str) -> Any:
@@ -842,14 +875,15 @@ class Phase(_SpecModel):
 
         paradigm = data.get("paradigm")
         paradigm = paradigm if isinstance(paradigm, str) and paradigm in PARADIGM_UNITS else None
-        if entry is not None and paradigm is not None and paradigm != entry.paradigm:
+        if entry is not None and paradigm is not None and paradigm not in entry.paradigms:
             problems.append((
                 ("paradigm",),
-                f"{paradigm!r} does not match algorithm {entry.name}, which is {entry.paradigm}; "
-                f"remove `paradigm:` or write {entry.paradigm!r}",
+                f"{entry.name} does not run {paradigm} phases; it supports {', '.join(entry.paradigms)}: "
+                f"write one of those or remove `paradigm:` (default {entry.paradigm!r})",
                 paradigm,
             ))
-        resolved = entry.paradigm if entry is not None else paradigm
+            paradigm = None
+        resolved = (paradigm or entry.paradigm) if entry is not None else paradigm
 
         env = data.get("env")
         if isinstance(env, str):
@@ -859,18 +893,19 @@ class Phase(_SpecModel):
 
         if entry is not None:
             dataset = data.get("dataset")
-            if entry.needs_dataset and dataset is None:
+            if entry.needs_dataset(resolved) and dataset is None:
                 problems.append((
                     ("dataset",),
-                    f"required: {entry.name} is {_article(entry.paradigm)} algorithm and learns from a dataset; "
+                    f"required: this {resolved} {entry.name} phase learns from a dataset; "
                     f"give a Minari dataset id such as 'mprl/hopper/medium-v0', or "
                     f"{{id: ..., build: {{quality: medium}}}} to build it if it is missing",
                     None,
                 ))
-            elif not entry.needs_dataset and dataset is not None:
+            elif not entry.needs_dataset(resolved) and dataset is not None:
+                hybrid = " (or write `paradigm: hybrid` to learn from both)" if "hybrid" in entry.paradigms else ""
                 problems.append((
                     ("dataset",),
-                    f"{entry.name} is {_article(entry.paradigm)} algorithm and takes no dataset; remove `dataset:`",
+                    f"{_article(resolved)} {entry.name} phase takes no dataset; remove `dataset:`{hybrid}",
                     dataset,
                 ))
 
@@ -893,7 +928,7 @@ class Phase(_SpecModel):
                 ))
             elif len(given) == 1 and want is not None and given[0] != want:
                 unit = given[0]
-                who = f"{entry.name} is {_article(resolved)} algorithm" if entry else f"this is {_article(resolved)} phase"
+                who = f"this is {_article(resolved)} {entry.name} phase" if entry else f"this is {_article(resolved)} phase"
                 problems.append((
                     ("budget", unit),
                     f"{who}: its budget is counted in {_UNIT_WORDS[want]} ({want}), not {_UNIT_WORDS[unit]}; "
@@ -903,12 +938,17 @@ class Phase(_SpecModel):
 
         problems += _selection_problems(data)
         config = data.get("config")
-        if entry is not None and isinstance(config, Mapping):
-            unit = PARADIGM_UNITS[entry.paradigm]
-            problems += _config_problems(entry, config, unit)
+        config = config if isinstance(config, Mapping) else {}
+        warm = data.get("init_from") is not None
+        if entry is not None:
+            unit = PARADIGM_UNITS[resolved]
+            config_problems = _config_problems(entry, config, unit, resolved)
+            problems += config_problems
+            if not config_problems:
+                problems += _phase_problems(entry, config, resolved, budget, warm)
         sweep = data.get("sweep")
         if entry is not None and isinstance(sweep, list):
-            unit = PARADIGM_UNITS[entry.paradigm]
+            unit = PARADIGM_UNITS[resolved]
             labels = []
             for i, point in enumerate(sweep):
                 if not isinstance(point, Mapping):
@@ -916,7 +956,10 @@ class Phase(_SpecModel):
                 settings = {k: v for k, v in point.items() if k != "label"}
                 if not settings:
                     problems.append((("sweep", i), "a sweep point needs at least one setting besides `label`", dict(point)))
-                problems += [(("sweep", i, *loc[1:]), msg, value) for loc, msg, value in _config_problems(entry, settings, unit)]
+                point_problems = _config_problems(entry, settings, unit, resolved)
+                problems += [(("sweep", i, *loc[1:]), msg, value) for loc, msg, value in point_problems]
+                if not point_problems:
+                    problems += [(("sweep", i, *loc[1:]), msg, value) for loc, msg, value in _phase_problems(entry, {**config, **settings}, resolved, budget, warm)]
                 labels.append(sweep_label(point))
             for i, label in enumerate(labels):
                 if labels.index(label) != i:

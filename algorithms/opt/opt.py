@@ -10,74 +10,64 @@ carry `opt_stage` (0, 1, 2), `kappa` and the env step / update at which each sta
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar, Literal
 
-from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+from pydantic import Field
 
+from algorithms.common.algorithm import OffPolicyAlgorithm
 from algorithms.common.schedules import LinearSchedule
-from algorithms.td3.td3 import TD3, TD3Config
+from algorithms.common.settings import HYBRID, OffPolicySettings
+from algorithms.td3.td3 import TD3Config, TD3Settings
 
 STAGES = ("collect", "pretrain", "finetune")
-PRETRAIN_OBJECTIVES = ("meta", "off_on_sum", "on_only", "none")
-REPLAYS = ("balanced", "online", "symmetric")
+
+
+class OPTSettings(TD3Settings):
+    """The paper's MuJoCo settings: N_τ 25k, N_pretrain 50k, UTD 5, κ 0.3 → 0.9 over 150k, balanced replay."""
+
+    default_hybrid_replay: ClassVar[str] = "balanced"
+    hybrid_replays: ClassVar[tuple[str, ...]] = ("balanced", "mixed", "online")
+
+    n_tau: int = Field(25_000, ge=0, description="N_τ: env steps collected by the frozen offline policy before pre-training")
+    n_pretrain: int = Field(50_000, ge=0, description="N_pretrain: gradient updates of Q_on-pt's online pre-training")
+    kappa_start: float = Field(0.3, ge=0.0, le=1.0, description="κ at the start of fine-tuning (weight of Q_on-pt in the actor loss)")
+    kappa_end: float = Field(0.9, ge=0.0, le=1.0, description="κ after kappa_steps fine-tuning env steps")
+    kappa_steps: int = Field(150_000, ge=0, description="fine-tuning env steps over which κ moves linearly (0: κ_end throughout)")
+    # α of the inner step ψ − α∇L_off(ψ). Not in our notes of the paper: set to the critics'
+    # learning rate; sweep it if it matters for your task.
+    meta_lr: float = Field(3e-4, gt=0.0, description="α of the meta-adaptation inner step ψ − α∇L_off(ψ)")
+    meta_first_order: bool = Field(False, description="drop the second-order term of the meta-gradient")
+    pretrain_objective: Literal["meta", "off_on_sum", "on_only", "none"] = Field("meta", description="meta (the paper's), or the ablations off_on_sum, on_only, none (random Q_on-pt)")
+    use_q_on: bool = Field(True, description="False: no Q_on-pt; Q_off-pt is pre-trained and used alone (ablation)")
+    balanced_temperature: float = Field(5.0, gt=0.0, description="T of balanced replay's priorities w^(1/T)")
+    pretrain_updates_per_iteration: int = Field(5000, ge=1, description="pre-training updates per training iteration", json_schema_extra=HYBRID)
+    utd: int = Field(5, ge=1, description="gradient updates per environment step during fine-tuning")
+    random_steps: int = Field(0, ge=0, description="uniform-random actions for the first N env steps of a fresh phase")
+    learning_starts: int = Field(0, ge=0, description="env steps before the first update of a fresh phase")
+    normalize_obs: bool = Field(True, description="normalise states with the dataset's mean and std (+1e-3)")
+
+    def phase_problems(self, paradigm: str, budget_unit: str, budget: int, warm_start: bool) -> list[tuple[str, str]]:
+        out = super().phase_problems(paradigm, budget_unit, budget, warm_start)
+        if self.n_tau >= budget:
+            out.append(("n_tau", f"n_tau={self.n_tau:,} is not below the budget of {budget:,} env steps (which includes N_τ): "
+                        "the phase would never fine-tune; lower n_tau or raise the budget"))
+        if not self.use_q_on and self.pretrain_objective == "none":
+            out.append(("pretrain_objective", "use_q_on=False pre-trains Q_off-pt with the objective; pretrain_objective 'none' leaves nothing to do"))
+        return out
 
 
 class OPTConfig(TD3Config):
-    """Defaults: the paper's MuJoCo settings (N_τ 25k, N_pretrain 50k, UTD 5, κ 0.3 → 0.9 over 150k)."""
+    settings: ClassVar[type[OffPolicySettings]] = OPTSettings
+    module_class = "algorithms.opt.opt_module:OPTRLModule"
+    updates_class_path = "algorithms.opt.opt_learner:OPTUpdates"
+    default_paradigm = "hybrid"
 
-    extra_settings = (
-        *TD3Config.extra_settings, "n_tau", "n_pretrain", "kappa_start", "kappa_end", "kappa_steps",
-        "meta_lr", "meta_first_order", "pretrain_objective", "use_q_on", "replay", "balanced_temperature",
-        "pretrain_updates_per_iteration",
-    )
-
-    def __init__(self, algo_class: type | None = None) -> None:
-        super().__init__(algo_class=algo_class or OPT)
-        self.n_tau = 25_000
-        self.n_pretrain = 50_000
-        self.kappa_start = 0.3
-        self.kappa_end = 0.9
-        self.kappa_steps = 150_000
-        # α of the inner step ψ − α∇L_off(ψ). Not in our notes of the paper: set to the
-        # critics' learning rate; sweep it if it matters for your task.
-        self.meta_lr = 3e-4
-        self.meta_first_order = False
-        self.pretrain_objective = "meta"  # ablations: off_on_sum, on_only, none (random Q_on-pt)
-        self.use_q_on = True  # False: no Q_on-pt; Q_off-pt is pre-trained and used alone
-        self.replay = "balanced"
-        self.balanced_temperature = 5.0
-        self.pretrain_updates_per_iteration = 5000
-        self.utd = 5
-        self.random_steps = 0
-        self.learning_starts = 0
-        self.normalize_obs = True
-
-    def get_default_rl_module_spec(self) -> RLModuleSpec:
-        from algorithms.opt.opt_module import OPTRLModule
-
-        spec = super().get_default_rl_module_spec()
-        spec.module_class = OPTRLModule
-        return spec
-
-    def get_default_learner_class(self) -> type:
-        from algorithms.opt.opt_learner import OPTLearner
-
-        return OPTLearner
-
-    def validate(self) -> None:
-        super().validate()
-        if not self.dataset:
-            self._value_error("OPT needs the offline dataset B_off: set `dataset` (the offline phase's).")
-        for name, allowed in (("pretrain_objective", PRETRAIN_OBJECTIVES), ("replay", REPLAYS)):
-            if getattr(self, name) not in allowed:
-                self._value_error(f"`{name}` must be one of {', '.join(allowed)}; got {getattr(self, name)!r}.")
-        if not 0.0 <= self.kappa_start <= 1.0 or not 0.0 <= self.kappa_end <= 1.0:
-            self._value_error(f"κ must stay in [0, 1]; got kappa_start={self.kappa_start}, kappa_end={self.kappa_end}.")
-        if not self.use_q_on and self.pretrain_objective == "none":
-            self._value_error("use_q_on=False pre-trains Q_off-pt with the objective; pretrain_objective 'none' leaves nothing to do.")
+    @classmethod
+    def default_algo_class(cls) -> type:
+        return OPT
 
 
-class OPT(TD3):
+class OPT(OffPolicyAlgorithm):
     @classmethod
     def get_default_config(cls) -> OPTConfig:
         return OPTConfig()
@@ -110,7 +100,7 @@ class OPT(TD3):
         start_stage = self.stage()
         if start_stage == "pretrain":
             n = min(c.pretrain_updates_per_iteration, c.n_pretrain - self.pretrain_done)
-            self.log_losses([self.call_learner("pretrain", n)])
+            self.log_losses([self.call_learner("run_updates", n, "pretrain")])
             self.pretrain_done += n
             self.num_updates += n
             return
@@ -120,14 +110,10 @@ class OPT(TD3):
             k_max = min(c.rollout_fragment_length, target - collected)
             if start_stage == "collect":  # frozen π_off, no updates
                 k_max = min(k_max, c.n_tau - self.num_env_steps)
-            transitions = self.collect_fragment(k_max)
-            k = len(transitions.get("rewards", ()))
+            k = self.collect_and_store(k_max)
             collected += k
-            self.call_learner("add_transitions", transitions)
             if start_stage == "finetune":
-                losses.append(self.call_learner("finetune", k * c.utd, self.current_kappa()))
-                self.num_updates += k * c.utd
-                self.sync_env_runners()
+                losses.append(self.fragment_updates(k, "update", kappa=self.current_kappa()))
         self.log_losses(losses)
 
     def step(self) -> dict[str, Any]:

@@ -6,28 +6,24 @@ is Q_on-pt (new, randomly initialised), `density_ratio` is balanced replay's w(s
 
 from __future__ import annotations
 
-import copy
+from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
+from algorithms.common.module import Role
 from algorithms.common.networks import CriticEnsemble, mlp
-from algorithms.td3.td3_module import DEFAULT_MODEL_CONFIG, TD3RLModule
+from algorithms.td3.td3_module import TD3RLModule
 
 
 class OPTRLModule(TD3RLModule):
-    def setup(self) -> None:
-        super().setup()
-        cfg = {**DEFAULT_MODEL_CONFIG, **(self.model_config or {})}
-        obs_dim = int(np.prod(self.observation_space.shape))
-        act_dim = int(np.prod(self.action_space.shape))
-        self.critics_on = CriticEnsemble(obs_dim, act_dim, cfg["hidden"], n=2)
-        self.critics_on_target = copy.deepcopy(self.critics_on).requires_grad_(False)
-        self.density_ratio = DensityRatio(obs_dim, act_dim, cfg["hidden"])
+    ROLES = (*TD3RLModule.ROLES, Role("critics_on", "q_on"))
+    TARGETS = (*TD3RLModule.TARGETS, "critics_on")
 
-    def get_target_network_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
-        return [*super().get_target_network_pairs(), (self.critics_on, self.critics_on_target)]
+    def build(self, cfg: dict[str, Any]) -> None:
+        super().build(cfg)
+        self.critics_on = CriticEnsemble(self.obs_dim, self.act_dim, cfg["hidden"], n=2)
+        self.density_ratio = DensityRatio(self.obs_dim, self.act_dim, cfg["hidden"])
 
 
 class DensityRatio(nn.Module):

@@ -1,3 +1,10 @@
-from algorithms.td3_bc.td3_bc import TD3BC, TD3BCConfig
+"""TD3+BC (Fujimoto & Gu 2021): offline TD3 with a normalised behaviour-cloning term."""
 
-__all__ = ["TD3BC", "TD3BCConfig"]
+from algorithms.registry import lazy_exports, register
+
+register(
+    "td3_bc", paradigms=("offline",), config="algorithms.td3_bc.td3_bc:TD3BCConfig",
+    summary="TD3+BC: TD3 with a normalised behaviour-cloning term in the actor loss (α = 2.5).",
+    paper="Fujimoto & Gu 2021, A Minimalist Approach to Offline Reinforcement Learning",
+)
+__getattr__ = lazy_exports(__name__, {"TD3BC": "td3_bc", "TD3BCConfig": "td3_bc", "TD3BCUpdates": "td3_bc"})

@@ -6,44 +6,41 @@ states are normalised with the dataset's mean and standard deviation.
 
 from __future__ import annotations
 
-from algorithms.td3.td3 import TD3, TD3Config
+from typing import ClassVar
+
+from pydantic import Field
+
+from algorithms.common.algorithm import OffPolicyAlgorithm
+from algorithms.common.settings import OffPolicySettings
+from algorithms.common.td3_core import TD3Hparams
+from algorithms.td3.td3 import TD3Config, TD3Settings
+from algorithms.td3.td3_learner import TD3Updates
+
+
+class TD3BCSettings(TD3Settings):
+    alpha: float = Field(2.5, gt=0.0, description="α of λ = α / mean|Q(s, π(s))|, the weight of the Q term against BC")
+    normalize_obs: bool = Field(True, description="normalise states with the dataset's mean and std (+1e-3)")
+    updates_per_iteration: int = Field(5000, ge=1, description="gradient updates per training iteration (set by evaluation.interval)")
+
+
+class TD3BCUpdates(TD3Updates):
+    def hparams(self) -> TD3Hparams:
+        hp = super().hparams()
+        hp.alpha = self.config.alpha
+        return hp
 
 
 class TD3BCConfig(TD3Config):
-    extra_settings = (*TD3Config.extra_settings, "alpha")
+    settings: ClassVar[type[OffPolicySettings]] = TD3BCSettings
+    updates_class_path = "algorithms.td3_bc.td3_bc:TD3BCUpdates"
+    default_paradigm = "offline"
 
-    def __init__(self, algo_class: type | None = None) -> None:
-        super().__init__(algo_class=algo_class or TD3BC)
-        self.alpha = 2.5
-        self.normalize_obs = True
-        self.updates_per_iteration = 5000
-
-    def get_default_learner_class(self) -> type:
-        from algorithms.td3_bc.td3_bc_learner import TD3BCLearner
-
-        return TD3BCLearner
-
-    def validate(self) -> None:
-        super().validate()
-        if not self.dataset:
-            self._value_error("TD3+BC is offline: set `dataset` to a Minari dataset id (see `mprl datasets list`).")
-        if self.checkpoint_replay:
-            self._value_error("TD3+BC is offline: its data is the dataset, reloaded from disk; `checkpoint_replay` is for online phases.")
+    @classmethod
+    def default_algo_class(cls) -> type:
+        return TD3BC
 
 
-class TD3BC(TD3):
-    """No environment interaction: each iteration is `updates_per_iteration` learner updates."""
-
-    keeps_replay = False
-
+class TD3BC(OffPolicyAlgorithm):
     @classmethod
     def get_default_config(cls) -> TD3BCConfig:
         return TD3BCConfig()
-
-    def training_step(self) -> None:
-        c = self.config
-        n = self.remaining(c.budget_updates, self.num_updates, c.updates_per_iteration)
-        if n:
-            self.log_losses([self.call_learner("run_updates", n)])
-            self.num_updates += n
-

@@ -268,6 +268,8 @@ class _Planner:
                 if sl.activation != tl.activation:
                     detail += f"; activation differs ({sl.activation} → {tl.activation}): function not preserved"
                 self.add(Entry(tk, [], action, label, source=sk, adapter=adapter, detail=detail, args=e_args))
+            for tk, sk in zip(tl.norm or (), sl.norm or ()):  # LayerNorm affine parameters: same function, copied
+                self.add(Entry(tk, [], "copied", label, source=sk, detail=f"layer {i} LayerNorm" + cycle_note))
             mapped += 1
             adapted = adapted or bool(adapter and adapter != "ensemble_cycle")
             for a in (adapter or "").split("+"):
@@ -303,6 +305,8 @@ class _Planner:
             return f"width differs at layer {i}: source [{sl.out_dim}×{sl.in_dim}], target [{tl.out_dim}×{tl.in_dim}]"
         if t_head and s.head == t.head and sl.out_dim != tl.out_dim:
             return f"output differs: source [{sl.out_dim}×{sl.in_dim}], target [{tl.out_dim}×{tl.in_dim}]"
+        if (sl.norm is None) != (tl.norm is None):
+            return f"LayerNorm differs at layer {i} ({'present' if sl.norm else 'absent'} in the source, {'present' if tl.norm else 'absent'} in the target): copying would not preserve the function"
         if sl.activation != tl.activation and not self.options.allow_activation_mismatch:
             return f"activation differs at layer {i} ({sl.activation} in the source, {tl.activation} in the target): copying would not preserve the function (option allow_activation_mismatch)"
         for key in (sl.weight, sl.bias):

@@ -44,6 +44,7 @@ class Layer:
     out_dim: int
     in_dim: int
     activation: str = "linear"
+    norm: tuple[str, str] | None = None  # LayerNorm (weight, bias) between the Linear and its activation
 
 
 @dataclass
@@ -77,7 +78,7 @@ class Net:
     def keys(self) -> list[str]:
         out: list[str] = []
         for layer in self.layers:
-            out += [layer.weight] + ([layer.bias] if layer.bias else [])
+            out += [layer.weight] + ([layer.bias] if layer.bias else []) + list(layer.norm or ())
         out += list(self.params.values())
         if self.log_std:
             out.append(self.log_std)
@@ -88,7 +89,8 @@ class Net:
             return f"{self.arch} ({len(self.params)} tensors)"
         dims = [self.layers[0].in_dim] + [l.out_dim for l in self.layers] if self.layers else []
         acts = sorted({l.activation for l in self.layers[:-1]}) or ["-"]
-        return f"MLP {'→'.join(map(str, dims))} ({'/'.join(acts)}) on {self.inputs}"
+        ln = ", LayerNorm" if any(l.norm for l in self.layers) else ""
+        return f"MLP {'→'.join(map(str, dims))} ({'/'.join(acts)}{ln}) on {self.inputs}"
 
 
 @dataclass
@@ -96,7 +98,7 @@ class ModuleRoles:
     """Everything the checker needs to know about one module, as plain data."""
 
     module_class: str
-    family: str  # mprl_td3 | rllib_sac | rllib_ppo | rllib_bc | unknown
+    family: str  # mprl | rllib_sac | rllib_ppo | rllib_bc | unknown
     obs_shape: tuple[int, ...]
     act_shape: tuple[int, ...]
     action_space: str  # Box | Discrete | ...
@@ -158,9 +160,11 @@ def sequential_layers(seq: nn.Module, names: _Names) -> list[Layer] | None:
             if not layers or layers[-1].activation != "linear":
                 return None
             layers[-1].activation = ACTIVATIONS[type(child)]
+        elif isinstance(child, nn.LayerNorm) and child.elementwise_affine and layers and layers[-1].activation == "linear" and layers[-1].norm is None:
+            layers[-1].norm = (names.key(child, "weight"), names.key(child, "bias"))
         elif isinstance(child, (nn.Identity, nn.Dropout)):
             continue
-        else:  # LayerNorm, convolutions, ...: not a plain chain
+        else:  # convolutions, ...: not a plain chain
             return None
     return layers
 
@@ -227,40 +231,50 @@ def _actor_head(module: Any, act_dim: int, out_dim: int, has_free_std: bool) -> 
 
 
 def _describe_mprl(module: nn.Module, roles: ModuleRoles, names: _Names) -> bool:
-    """Our TD3-family modules: normaliser, deterministic actor(s), critic ensembles (any number)."""
-    try:
-        from algorithms.common.networks import CriticEnsemble, DeterministicActor, ObsNormalizer
-    except ImportError:  # pragma: no cover - mprl always ships algorithms/
+    """mprl's modules declare their roles (`declared_roles()`: attribute → role); the networks
+    are chains of Linear [→ LayerNorm] → activation blocks in `.net` / `.qs[i]`."""
+    declared = getattr(module, "declared_roles", None)
+    if not callable(declared):
         return False
-    children = dict(module.named_children())
-    if not any(isinstance(c, DeterministicActor) for c in children.values()):
-        return False
-    roles.family = "mprl_td3"
-    roles.action_transform = "tanh_bounds"
+    roles.family = "mprl"
     roles.action_units = "env"
-    for name, child in children.items():
-        if isinstance(child, ObsNormalizer):
-            roles.normalizer = (names.key(child, "mean"), names.key(child, "std"))
+    normalizer = getattr(module, "normalizer", None)
+    if isinstance(normalizer, nn.Module) and hasattr(normalizer, "mean") and hasattr(normalizer, "std"):
+        roles.normalizer = (names.key(normalizer, "mean"), names.key(normalizer, "std"))
     normalized = roles.normalizer is not None
-    for name, child in children.items():
-        if isinstance(child, DeterministicActor):
-            layers = sequential_layers(child.net, names)
-            role = name if name.startswith("actor") else f"actor_{name}"
-            if layers is None:
-                roles.nets.append(Net(role, arch="custom_actor", head="deterministic", params=_opaque_params({"net": child.net}, names), normalized_obs=normalized))
-            else:
-                roles.nets.append(Net(role, inputs="obs", head="deterministic", layers=layers, normalized_obs=normalized))
-            roles.constants[names.key(child, "action_scale")] = "action_scale"
-            roles.constants[names.key(child, "action_bias")] = "action_bias"
-        elif isinstance(child, CriticEnsemble):
-            role = "q" + name[len("critics"):] if name.startswith("critics") else name
-            for i, q in enumerate(child.qs):
+    for decl in declared():
+        net = getattr(module, decl.attr)
+        if decl.role.startswith("actor"):
+            roles.nets.append(_mprl_actor(decl.role, net, names, normalized, roles.act_dim))
+            if decl.role == "actor":
+                roles.action_transform = getattr(net, "action_transform", "tanh_bounds")
+            for const in ("action_scale", "action_bias"):
+                roles.constants[names.key(net, const)] = const
+        elif hasattr(net, "qs"):  # a critic ensemble: one Net per member
+            for i, q in enumerate(net.qs):
                 layers = sequential_layers(q, names)
                 if layers is None:
-                    roles.nets.append(Net(role, i, inputs="obs+act", arch="custom_critic", params=_opaque_params({"net": q}, names), normalized_obs=normalized))
+                    roles.nets.append(Net(decl.role, i, inputs="obs+act", arch="custom_critic", params=_opaque_params({"net": q}, names), normalized_obs=normalized))
                 else:
-                    roles.nets.append(Net(role, i, inputs="obs+act", head="value", layers=layers, normalized_obs=normalized))
+                    roles.nets.append(Net(decl.role, i, inputs="obs+act", head="value", layers=layers, normalized_obs=normalized))
+        else:  # a state-value function V(s)
+            layers = sequential_layers(net.net, names)
+            if layers is None:
+                roles.nets.append(Net(decl.role, arch="custom_value", params=_opaque_params({"net": net}, names), normalized_obs=normalized))
+            else:
+                roles.nets.append(Net(decl.role, inputs="obs", head="value", layers=layers, normalized_obs=normalized))
     return True
+
+
+def _mprl_actor(role: str, actor: nn.Module, names: _Names, normalized: bool, act_dim: int) -> Net:
+    layers = sequential_layers(actor.net, names)
+    if layers is None:
+        return Net(role, arch="custom_actor", head="deterministic", params=_opaque_params({"net": actor.net}, names), normalized_obs=normalized)
+    if getattr(actor, "kind", "deterministic") == "deterministic":
+        return Net(role, inputs="obs", head="deterministic", layers=layers, normalized_obs=normalized)
+    free_std = isinstance(getattr(actor, "log_std", None), nn.Parameter)
+    head = "gaussian_free_std" if free_std else ("gaussian" if layers[-1].out_dim == 2 * act_dim else "unknown")
+    return Net(role, inputs="obs", head=head, layers=layers, log_std=names.key(actor, "log_std") if free_std else None, normalized_obs=normalized)
 
 
 def _rllib_actor(module: Any, encoder: nn.Module | None, head: nn.Module, names: _Names, act_dim: int) -> Net:

@@ -1,0 +1,160 @@
+"""The data-owning learner every mprl algorithm stands on.
+
+An algorithm writes its math as an `Updates` subclass (d3rlpy's "Impl"): which optimiser
+trains which network, and `update(batch) → metrics` (critic, value, actor, temperature steps
+in its paper's order). Everything else is here, once:
+- the dataset and/or online replay live on the learner's device (`Sampler`, with the fields
+  the algorithm asks for: return-to-go, source, episode ids);
+- `run(n)` runs n updates on minibatches it samples itself and reduces metrics once, so
+  RLlib's per-call cost is paid once per n updates, not per update;
+- the same `Updates` object runs inside RLlib (`DataLearner`) and in a plain PyTorch loop
+  (mprl's benchmarks), so the two measure the same math.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from ray.rllib.core import DEFAULT_MODULE_ID
+from ray.rllib.core.learner.torch.torch_learner import TorchLearner
+from torch import nn
+
+from algorithms.common.replay import episode_ids, return_to_go
+from algorithms.common.sampler import Sampler
+
+
+class Updates:
+    """One algorithm's gradient updates on minibatches: networks, optimisers, losses."""
+
+    #: replay fields beyond the core ones (see algorithms.common.replay.EXTRA_FIELDS)
+    REPLAY_FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, module: nn.Module, config: Any, optimizers: dict[str, torch.optim.Optimizer], sampler: Sampler, device: torch.device) -> None:
+        self.m, self.config, self.optimizers, self.sampler, self.device = module, config, optimizers, sampler, device
+        self.num_updates = 0
+        self.setup()
+
+    @staticmethod
+    def optimizer_groups(module: nn.Module, config: Any) -> dict[str, tuple[nn.Module | list[nn.Parameter], float]]:
+        """name → (network or parameters, learning rate) of each Adam optimiser."""
+        raise NotImplementedError
+
+    def setup(self) -> None:
+        """Build what the updates keep (soft updaters, schedules, temperatures)."""
+
+    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One gradient update; returns detached scalar tensors (no host sync here)."""
+        raise NotImplementedError
+
+    # -- helpers the losses use -------------------------------------------------------------
+    def step(self, name: str, loss: torch.Tensor) -> None:
+        """zero_grad → backward → step of one optimiser: each network's gradient from its own loss."""
+        opt = self.optimizers[name]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    def normalised(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        norm = self.m.normalizer
+        return {**batch, "obs": norm(batch["obs"]), "next_obs": norm(batch["next_obs"])}
+
+    # -- the loop -----------------------------------------------------------------------------
+    def batches(self, step: str, num_updates: int, batch_size: int) -> Iterator[Any]:
+        """Minibatches for `num_updates` calls of the method `step` (default: the sampler's)."""
+        return self.sampler.batches(num_updates, batch_size)
+
+    def run(self, num_updates: int, step: str = "update", **params: Any) -> dict[str, float]:
+        """`num_updates` calls of `step` (a method name) with metrics reduced once at the end."""
+        if num_updates <= 0 or not self.sampler.can_sample():
+            return {}
+        fn = getattr(self, step)
+        sums: dict[str, torch.Tensor] = {}
+        counts: dict[str, int] = {}
+        for batch in self.batches(step, num_updates, self.config.train_batch_size_per_learner):
+            for k, v in fn(batch, **params).items():
+                sums[k] = sums[k] + v if k in sums else v.clone()
+                counts[k] = counts.get(k, 0) + 1
+        if not sums:
+            return {}
+        values = torch.stack([sums[k] / counts[k] for k in sums]).tolist()  # one host sync
+        return dict(zip(sums, values))
+
+
+def load_dataset_arrays(config: Any, fields: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The phase's dataset as flat arrays, with the extra fields an algorithm asked for."""
+    from algorithms.common.checkpoints import use_dataset_root
+    from mprl.datasets import load_transitions
+
+    use_dataset_root(config)
+    arrays = dict(load_transitions(config.dataset))
+    arrays["truncations"] = arrays.pop("timeouts")
+    n = len(arrays["rewards"])
+    if "episode_id" in fields or "rtg" in fields:
+        arrays["episode_id"] = episode_ids(arrays["terminals"], arrays["truncations"])
+    if "rtg" in fields:
+        arrays["rtg"] = return_to_go(arrays["rewards"], arrays["episode_id"], config.gamma, getattr(config, "sparse_failure_reward", None))
+    if "source" in fields:
+        arrays["source"] = np.zeros(n, dtype=np.float32)
+    return arrays
+
+
+def build_sampler(config: Any, obs_dim: int, act_dim: int, fields: tuple[str, ...], device: torch.device, normalizer: nn.Module | None) -> Sampler:
+    """The sampler of a phase's paradigm: offline → dataset, online → replay, hybrid → the
+    algorithm's `replay` mode over both. With `normalize_obs`, the dataset's state mean and std
+    (+ ε = 1e-3, as in TD3+BC's code) become the normaliser's; a warm start overrides them."""
+    paradigm = config.paradigm
+    seed = config.seed or 0
+    if paradigm == "online" or not config.dataset:
+        return Sampler("online", obs_dim, act_dim, config.buffer_size, device, seed, extra=fields)
+    arrays = load_dataset_arrays(config, fields)
+    if config.normalize_obs and normalizer is not None:
+        normalizer.set_stats(arrays["obs"].mean(0), arrays["obs"].std(0) + 1e-3)
+    mode = "offline" if paradigm == "offline" else (config.replay or config.settings.default_hybrid_replay)
+    return Sampler(mode, obs_dim, act_dim, config.buffer_size, device, seed, dataset=arrays, extra=fields,
+                   offline_ratio=config.offline_ratio, balanced_temperature=getattr(config, "balanced_temperature", 5.0))
+
+
+class DataLearner(TorchLearner):
+    """RLlib's TorchLearner around an algorithm's `Updates` (config.updates_class)."""
+
+    def configure_optimizers_for_module(self, module_id: str, config: Any = None) -> None:
+        module = self._module[module_id]
+        for name, (net, lr) in self.config.updates_class.optimizer_groups(module, config).items():
+            params = self.get_parameters(net) if isinstance(net, nn.Module) else list(net)
+            self.register_optimizer(module_id=module_id, optimizer_name=name, optimizer=torch.optim.Adam(params, lr=lr), params=params)
+
+    def build(self) -> None:
+        super().build()
+        cfg = self.config
+        torch.manual_seed(cfg.seed or 0)
+        module = self.module[DEFAULT_MODULE_ID]
+        cls = cfg.updates_class
+        obs_dim, act_dim = int(np.prod(module.observation_space.shape)), int(np.prod(module.action_space.shape))
+        sampler = build_sampler(cfg, obs_dim, act_dim, cls.REPLAY_FIELDS, self.device, module.normalizer)
+        optimizers = {name: self.get_optimizer(DEFAULT_MODULE_ID, name) for name in cls.optimizer_groups(module, cfg)}
+        self.updates = cls(module, cfg, optimizers, sampler, self.device)
+
+    def compute_loss_for_module(self, *, module_id: str, config: Any = None, batch: dict, fwd_out: dict) -> torch.Tensor:
+        raise NotImplementedError("mprl learners train through run_updates(); RLlib's update() path is not used.")
+
+    # -- called by the algorithm (one Ray call per fragment or iteration) --------------------
+    def run_updates(self, num_updates: int, step: str = "update", **params: Any) -> dict[str, float]:
+        return self.updates.run(num_updates, step, **params)
+
+    def add_transitions(self, transitions: dict[str, np.ndarray]) -> None:
+        if "source" in self.updates.REPLAY_FIELDS:
+            transitions = {**transitions, "source": np.ones(len(transitions.get("rewards", ())), dtype=np.float32)}
+        self.updates.sampler.add(transitions)
+
+    def replay_size(self) -> int:
+        return self.updates.sampler.online_size()
+
+    def replay_state(self) -> dict[str, Any]:
+        """The online replay (and balanced priorities), for algorithm checkpoints (`checkpoint_replay`)."""
+        return self.updates.sampler.get_state()
+
+    def load_replay_state(self, state: dict[str, Any]) -> None:
+        self.updates.sampler.set_state(state)

@@ -1,0 +1,121 @@
+"""Typed algorithm settings: what a phase's `config:` may set, with types, ranges and meaning.
+
+Each algorithm declares one pydantic model (a subclass of `OffPolicySettings`) whose defaults
+are its paper's / reference code's. The spec validates a phase's `config:` and sweep points
+against it before anything starts, `mprl algorithms NAME` prints it, and the algorithm's
+RLlib config takes its defaults from it. A setting that the algorithm does not read is not in
+its model, so it is refused instead of silently ignored.
+
+Field metadata `json_schema_extra={"paradigms": (...)}` marks a setting that only means
+something in some paradigms (exploration online, the replay mix in hybrid phases); a phase of
+another paradigm that sets it is refused with a message saying so.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, conint, conlist, model_validator
+
+ONLINE = {"paradigms": ("online", "hybrid")}
+HYBRID = {"paradigms": ("hybrid",)}
+OFFLINE = {"paradigms": ("offline",)}
+
+Hidden = conlist(conint(ge=1), min_length=1)
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @classmethod
+    def paradigms_of(cls, name: str) -> tuple[str, ...] | None:
+        extra = cls.model_fields[name].json_schema_extra
+        return tuple(extra["paradigms"]) if isinstance(extra, dict) and "paradigms" in extra else None
+
+    @classmethod
+    def problems(cls, values: dict[str, Any], paradigm: str | None = None) -> list[tuple[str, str, Any]]:
+        """(setting, message, value) for each setting of `values` this algorithm refuses."""
+        out: list[tuple[str, str, Any]] = []
+        known = {k: v for k, v in values.items() if k in cls.model_fields}
+        for key in values:
+            if key not in cls.model_fields:
+                out.append((key, "unknown", values[key]))
+            elif paradigm is not None and (ps := cls.paradigms_of(key)) and paradigm not in ps:
+                out.append((key, f"{key!r} only applies to {' and '.join(ps)} phases; this phase is {paradigm}: remove it", values[key]))
+        try:
+            cls.model_validate(known)
+        except ValidationError as exc:
+            for err in exc.errors():
+                key = str(err["loc"][0]) if err["loc"] else "config"
+                where = "".join(f"[{p}]" for p in err["loc"][1:])
+                out.append((key, f"{key}{where}: {err['msg'].lower()} (got {err.get('input')!r}); {cls.describe(key)}", values.get(key)))
+        return out
+
+    @classmethod
+    def describe(cls, name: str) -> str:
+        f = cls.model_fields[name]
+        return f"{f.description or name}, default {f.default!r}"
+
+    def phase_problems(self, paradigm: str, budget_unit: str, budget: int, warm_start: bool) -> list[tuple[str, str]]:
+        """(setting, message) for settings that make the phase pointless, e.g. no gradient update at all."""
+        return []
+
+    @classmethod
+    def table(cls) -> list[tuple[str, str, str, str]]:
+        """(name, type, default, meaning) of every setting, for `mprl algorithms NAME` and the README."""
+        rows = []
+        for name, f in cls.model_fields.items():
+            ann = getattr(f.annotation, "__name__", None) or str(f.annotation).replace("typing.", "")
+            ps = cls.paradigms_of(name)
+            meaning = (f.description or "") + (f" ({'/'.join(ps)} only)" if ps else "")
+            rows.append((name, ann, repr(f.default), meaning))
+        return rows
+
+
+class OffPolicySettings(Settings):
+    """Settings every mprl off-policy algorithm honours (its learner, sampler and loop read them)."""
+
+    #: the sampler mode of a hybrid phase when `replay` is not written, and the modes it can use
+    #: (balanced replay needs a density-ratio network that the algorithm trains)
+    default_hybrid_replay: ClassVar[str] = "shared"
+    hybrid_replays: ClassVar[tuple[str, ...]] = ("shared", "mixed", "online")
+
+    gamma: float = Field(0.99, gt=0.0, le=1.0, description="discount factor γ")
+    tau: float = Field(0.005, gt=0.0, le=1.0, description="Polyak rate of the target networks")
+    train_batch_size_per_learner: int = Field(256, ge=1, description="minibatch size of one gradient update")
+    hidden: Hidden = Field([256, 256], description="hidden layer widths of every network")
+    normalize_obs: bool = Field(False, description="normalise states with the dataset's mean and std (+1e-3)")
+    buffer_size: int = Field(1_000_000, ge=1, description="capacity of the online replay (rows)", json_schema_extra=ONLINE)
+    utd: int = Field(1, ge=1, description="gradient updates per environment step (update-to-data ratio)", json_schema_extra=ONLINE)
+    random_steps: int = Field(0, ge=0, description="uniform-random actions for the first N env steps of a fresh (not warm-started) phase", json_schema_extra=ONLINE)
+    learning_starts: int = Field(0, ge=0, description="env steps collected before the first update of a fresh phase", json_schema_extra=ONLINE)
+    rollout_fragment_length: int = Field(50, ge=1, description="env steps per fragment; each fragment of k steps is followed by k·utd updates", json_schema_extra=ONLINE)
+    num_env_runners: int = Field(0, ge=0, description="remote env runners that step environments (0: in the trial's process)", json_schema_extra=ONLINE)
+    checkpoint_replay: bool = Field(False, description="store the online replay in every checkpoint, so a retried or resumed trial keeps its data", json_schema_extra=ONLINE)
+    replay: Optional[Literal["shared", "mixed", "balanced", "online"]] = Field(
+        None, description="hybrid phases: shared (dataset then online rows, uniform), mixed (offline_ratio of each batch from the dataset), balanced (density-ratio priorities), online (online rows only); default per algorithm",
+        json_schema_extra=HYBRID)
+    offline_ratio: float = Field(0.5, ge=0.0, le=1.0, description="fraction of each batch drawn from the dataset with replay: mixed", json_schema_extra=HYBRID)
+    torch_num_threads: int = Field(1, ge=1, description="torch intra-op threads of the learner process")
+    transfer_targets: Literal["copy", "sync"] = Field("copy", description="warm start: copy the source's target networks, or re-sync them from the transferred online networks")
+    transfer_optimizer: bool = Field(False, description="warm start: carry the source's optimiser state")
+    transfer_log_std_init: Optional[float] = Field(None, description="warm start of a Gaussian head from a deterministic actor: constant log-std (None: fresh init)")
+    transfer_allow_activation_mismatch: bool = Field(False, description="warm start: copy layers whose activations differ (function not preserved)")
+    # Set by the runner from `evaluation.interval:` (one training iteration = one evaluation interval).
+    env_steps_per_iteration: int = Field(1000, ge=1, description="env steps per training iteration (set by evaluation.interval)", json_schema_extra=ONLINE)
+    updates_per_iteration: int = Field(1000, ge=1, description="gradient updates per training iteration of an offline phase (set by evaluation.interval)", json_schema_extra=OFFLINE)
+
+    @model_validator(mode="after")
+    def _replay_supported(self) -> OffPolicySettings:
+        if self.replay is not None and self.replay not in self.hybrid_replays:
+            raise ValueError(f"replay {self.replay!r} is not available for this algorithm; use one of {', '.join(self.hybrid_replays)}")
+        return self
+
+    def phase_problems(self, paradigm: str, budget_unit: str, budget: int, warm_start: bool) -> list[tuple[str, str]]:
+        if paradigm != "offline" and not warm_start and self.learning_starts >= budget:
+            return [("learning_starts", f"learning_starts={self.learning_starts} is not below the budget of {budget:,} env steps: "
+                     "the phase would make no gradient update; lower learning_starts or raise the budget")]
+        return []
+
+    def hybrid_replay(self) -> str:
+        return self.replay or self.default_hybrid_replay
