@@ -30,6 +30,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from mprl.runner import resume_run
 
     result = resume_run(args.run, args.storage_path)
+    if result is None:  # nothing to resume: said so
+        return 0
     print()
     print(result.table())
     print(f"\nrun {result.run_id}: {result.run_dir}")
@@ -108,7 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from mprl.quiet import quiet_ray_startup
+
     os.environ.setdefault("MUJOCO_GL", "egl")
+    quiet_ray_startup()
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

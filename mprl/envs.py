@@ -97,3 +97,17 @@ def make_env(env_id: str, **kwargs) -> gym.Env:
     except (gym.error.NameNotFound, gym.error.VersionNotFound, gym.error.NamespaceNotFound,
             gym.error.UnregisteredEnv, ModuleNotFoundError) as e:
         raise _unknown_env(env_id) from e
+
+
+def registered_env_id(env_id: str) -> str:
+    """`env_id` if it is a registered Gymnasium id (mprl's variants included), else MprlError.
+
+    For ids that come from outside (HTTP requests): a `module:Name` id would make
+    `gymnasium.make` import a module the caller chose, so such ids are refused, never made.
+    """
+    if ":" in env_id:
+        raise MprlError(f"Environment '{env_id}': ids with a 'module:' prefix are not accepted here (they import a module). "
+                        "Use a registered id such as 'Hopper-v5'.")
+    if env_id not in gym.registry:
+        raise _unknown_env(env_id)
+    return env_id

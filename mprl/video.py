@@ -212,3 +212,53 @@ def rollouts(policy: Any, env_id: str | None, seeds: Sequence[int], *, max_steps
         "reference_scores": list(refs) if refs else None, "seconds": time.perf_counter() - t0,
         "video_path": str(video_path) if video_path is not None else None,
     }
+
+
+def render_in_background(run_dir: str | Path, run_id: str, jobs: list[dict[str, Any]]) -> Path:
+    """Render `jobs` (the scheduler's pending training videos) in a detached process that
+    outlives this one, and record each in the run's lineage; returns the process's log path.
+
+    A run's driver must not wait for its last videos (they were ~40% of a short run's wall
+    time), and an embedded local Ray, with the tasks rendering them, ends with the driver.
+    """
+    import json
+    import subprocess
+    import sys
+
+    videos = Path(run_dir) / "videos"
+    videos.mkdir(parents=True, exist_ok=True)
+    spec = videos / f".pending-{os.getpid()}-{int(time.time())}.json"
+    spec.write_text(json.dumps({"run_dir": str(run_dir), "run_id": run_id, "jobs": jobs}))
+    log = videos / "background.log"
+    env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
+    with open(log, "ab") as out:
+        subprocess.Popen([sys.executable, "-m", "mprl.video", str(spec)], stdout=out, stderr=subprocess.STDOUT,
+                         stdin=subprocess.DEVNULL, env=env, start_new_session=True, close_fds=True)
+    return log
+
+
+def _render_pending(spec_file: Path) -> int:
+    """The background process of `render_in_background`: render, record, remove the job file."""
+    import json
+
+    from mprl.lineage.writer import record_video as record_in_lineage
+
+    spec = json.loads(spec_file.read_text())
+    failed = 0
+    for job in spec["jobs"]:
+        try:
+            v = record_video(job["checkpoint"], job["out"], job["env"], steps=int(job["steps"]))
+            vid, _ = record_in_lineage(spec["run_dir"], spec["run_id"], job["checkpoint_id"], v["path"], env=v.get("env"), steps=v.get("steps"),
+                                       episode_return=v.get("episode_return"), seconds=v.get("seconds"), source="training")
+            print(f"video of {job['checkpoint_id']}: {v['path']} ({vid}, {v['seconds']:.1f}s to render)", flush=True)
+        except Exception as e:  # noqa: BLE001 - one failed video never stops the others
+            failed += 1
+            print(f"video of {job['checkpoint_id']} failed: {type(e).__name__}: {e}", flush=True)
+    spec_file.unlink(missing_ok=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(_render_pending(Path(sys.argv[1])))

@@ -88,3 +88,47 @@ def test_algorithms_lists_the_catalogue(workdir):
     proc = mprl("algorithms", minari=workdir / "minari", cwd=workdir)
     assert proc.returncode == 0
     assert "td3_bc" in proc.stdout and "offline" in proc.stdout and "online" in proc.stdout
+
+
+def test_env_of_other_spaces_than_its_dataset_is_refused_before_the_run(workdir, monkeypatch):
+    """The dataset's metadata knows its env: a phase on an env of other spaces fails at
+    validation (one message, exit 2, no run folder), not 29 s in with a shape traceback."""
+    from mprl.datasets import build_dataset
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(workdir / "minari"))
+    build_dataset("InvertedPendulum-v5", "random", size=300, dataset_id="mprl/invertedpendulum/random-v0")
+    proc = mprl("run", str(write_spec(workdir, dataset="mprl/invertedpendulum/random-v0")), minari=workdir / "minari", cwd=workdir)
+    assert_clean_failure(proc, workdir, "phase 'offline'", "Hopper-v5", "[11]", "mprl/invertedpendulum/random-v0", "InvertedPendulum-v5", "[4]")
+
+
+def _checkpoint_with_module_only(root: Path) -> Path:
+    """An algorithm checkpoint folder whose module (class, arguments, weights) is real and whose
+    algorithm description (the root `class_and_ctor_args.pkl`) is missing."""
+    from algorithms.common.checkpoints import MODULE_SUBDIR
+    from mprl.catalogue import get_algorithm
+    from mprl.transfer.snapshots import module_from_config
+
+    module = module_from_config(get_algorithm("td3").new_config().environment("InvertedPendulum-v5"))
+    module.save_to_path(root / MODULE_SUBDIR)
+    return root
+
+
+@pytest.mark.parametrize("kind", ["missing", "corrupt"])
+def test_unreadable_algorithm_description_fails_the_load(tmp_path, kind):
+    """No silent defaults: without its algorithm description a policy would be served with
+    default action settings (a SAC policy unscaled); the load fails naming checkpoint and problem."""
+    from mprl.errors import CheckpointError
+    from mprl.serve.policy import load_policy
+
+    ckpt = _checkpoint_with_module_only(tmp_path / "ckpt")
+    if kind == "corrupt":
+        (ckpt / "class_and_ctor_args.pkl").write_bytes(b"\x80\x04truncated")
+    with pytest.raises(CheckpointError) as e:
+        load_policy(ckpt)
+    assert str(ckpt) in str(e.value) and "algorithm description" in str(e.value)
+    if kind == "corrupt":  # the command line: one message, exit 2
+        proc = mprl("video", str(ckpt), "-o", str(tmp_path / "v.mp4"), "--steps", "5", minari=tmp_path, cwd=tmp_path)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        (error,) = [line for line in proc.stderr.splitlines() if line.startswith("mprl: error:")]
+        assert str(ckpt) in error and "algorithm description" in error
+        assert not (tmp_path / "v.mp4").exists()

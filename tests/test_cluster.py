@@ -179,8 +179,13 @@ def _assert_lineage_complete(store: LineageStore, storage: Path, phases: list[st
         assert storage.resolve() in path.resolve().parents
     selected = store.checkpoints(selected_only=True)
     assert {c["phase"] for c in selected} == set(phases)
-    videos = store.videos()
-    missing = {c["checkpoint_id"] for c in selected} - {v["checkpoint_id"] for v in videos}
+    deadline = time.monotonic() + 240  # the last videos render after the job's driver has ended
+    while True:
+        videos = store.videos()
+        missing = {c["checkpoint_id"] for c in selected} - {v["checkpoint_id"] for v in videos}
+        if not missing or time.monotonic() > deadline:
+            break
+        time.sleep(2)
     assert not missing, f"selected checkpoints without a video in the lineage: {missing}"
     for v in videos:
         assert store.abs(v["path"]).stat().st_size > 1000 and storage.resolve() in store.abs(v["path"]).resolve().parents

@@ -1,8 +1,13 @@
 """The lineage store: one embedded SQLite database per run, in the run's folder.
 
-During a run only the phase scheduler actor writes it (one writer, so no two processes
-race on a record). Readers (`mprl lineage`, `mprl curves`, the Serve app) open it read-only.
-Every write is idempotent on a natural key, so a resumed run re-records nothing twice.
+During a run the phase scheduler actor is its writer: the Serve app and `mprl video` hand it
+their records while it lives (`mprl.lineage.writer`), and write themselves only when it does
+not. Every write is one short `BEGIN IMMEDIATE` transaction (the write lock is taken up front,
+so two writers queue on SQLite's busy timeout instead of failing with "database is locked"),
+and every thread has its own connection (a connection shared across threads interleaves
+their transactions). Readers (`mprl lineage`, `mprl curves`, the Serve app) open it read-only.
+Every write is idempotent on a natural key, so a resumed run re-records nothing twice; a
+checkpoint folder that Tune rewrites after a resume is re-recorded with its new scores.
 
 Nodes of the lineage tree are *phase runs*: one per phase and per checkpoint that seeds it
 (a phase seeded from three checkpoints of the previous phase is three nodes, `phase.b0..b2`).
@@ -16,6 +21,7 @@ import json
 import os
 import sqlite3
 import subprocess
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -138,21 +144,42 @@ class LineageStore:
         self.run_dir = Path(run_dir)
         self.root = root if root and is_uri(root) else None
         self.path = self.run_dir / LINEAGE_FILE
+        self.readonly = readonly
+        self._local = threading.local()  # one connection per thread
+        self._opened: list[sqlite3.Connection] = []
+        self._opened_lock = threading.Lock()
         if readonly:
             if not self.path.exists():
                 raise LineageError(f"No lineage at {self.path}: is {self.run_dir} an mprl run folder?")
-            self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30, check_same_thread=False)
         else:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
-            self.db.execute(f"PRAGMA journal_mode={journal_mode(self.run_dir)}")
-            self.db.executescript(SCHEMA)
-            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            self.db.commit()
-        self.db.row_factory = sqlite3.Row
+            db = self.db
+            db.execute(f"PRAGMA journal_mode={journal_mode(self.run_dir)}")
+            db.executescript(SCHEMA)  # IF NOT EXISTS: safe for any number of openers
+            with self.transaction() as tx:
+                tx.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """This thread's connection (opened on first use)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            if self.readonly:
+                conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30, isolation_level=None, check_same_thread=False)
+            else:
+                conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)  # closed by close(), from any thread
+            conn.row_factory = sqlite3.Row
+            self._local.conn = conn
+            with self._opened_lock:
+                self._opened.append(conn)
+        return conn
 
     def close(self) -> None:
-        self.db.close()
+        with self._opened_lock:
+            conns, self._opened = self._opened, []
+        for conn in conns:
+            conn.close()
+        self._local = threading.local()
 
     def __enter__(self) -> LineageStore:
         return self
@@ -162,9 +189,16 @@ class LineageStore:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """All-or-nothing: a failure leaves no half-written record."""
-        with self.db:
-            yield self.db
+        """All-or-nothing, with the write lock taken at BEGIN: a failure leaves no half-written
+        record, and a second writer waits (busy timeout) rather than failing mid-transaction."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
 
     def snapshot(self, dest: Path) -> Path:
         """A consistent copy of the database (rollback journal, so it opens read-only anywhere)."""
@@ -250,17 +284,32 @@ class LineageStore:
             )
 
     def record_checkpoint(self, *, run_id: str, node: dict[str, Any], trial_id: str, path: str, metrics: dict[str, Any]) -> str:
+        """Record a checkpoint, or re-record it: Tune rewrites a checkpoint folder when it
+        re-runs iterations after a resume (its experiment state lagged behind the trial), and the
+        record must then describe the new files: new scores, and its videos (of the old weights)
+        dropped."""
         rel = self.rel(path)
         cid = checkpoint_id(run_id, rel)
         scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool))}
+        row = (metrics.get("training_iteration"), metrics.get("num_updates_lifetime"), metrics.get("num_env_steps_lifetime"),
+               metrics.get("evaluation_return"), metrics.get("normalized_score"))
         with self.transaction() as db:
-            db.execute(
-                "INSERT INTO checkpoints VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,0,NULL,?) ON CONFLICT(checkpoint_id) DO NOTHING",
-                (cid, run_id, node["node_id"], trial_id, rel, node.get("parent_checkpoint_id"), node["phase"], node["algorithm"],
-                 node["paradigm"], node["env"], node.get("dataset"), node.get("config_hash"), code_version(),
-                 metrics.get("training_iteration"), metrics.get("num_updates_lifetime"), metrics.get("num_env_steps_lifetime"),
-                 metrics.get("evaluation_return"), metrics.get("normalized_score"), json.dumps(scalars), time.time()),
-            )
+            old = db.execute("SELECT iteration, num_updates, num_env_steps, evaluation_return, normalized_score, created_at FROM checkpoints "
+                             "WHERE checkpoint_id=?", (cid,)).fetchone()
+            if old is None:
+                db.execute(
+                    "INSERT INTO checkpoints VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,0,NULL,?)",
+                    (cid, run_id, node["node_id"], trial_id, rel, node.get("parent_checkpoint_id"), node["phase"], node["algorithm"],
+                     node["paradigm"], node["env"], node.get("dataset"), node.get("config_hash"), code_version(), *row,
+                     json.dumps(scalars), time.time()),
+                )
+            elif tuple(old)[:5] != row:  # the folder was rewritten: the record follows the files
+                db.execute(
+                    "UPDATE checkpoints SET trial_id=?, iteration=?, num_updates=?, num_env_steps=?, evaluation_return=?, normalized_score=?, "
+                    "metrics_json=?, code_version=?, created_at=?, selected=0, selection=NULL WHERE checkpoint_id=?",
+                    (trial_id, *row, json.dumps(scalars), code_version(), time.time(), cid),
+                )
+                db.execute("DELETE FROM videos WHERE checkpoint_id=?", (cid,))
         return cid
 
     def mark_selected(self, checkpoint_id_: str, selection: str) -> None:

@@ -53,22 +53,34 @@ def build_module(cls: type, kwargs: dict[str, Any]) -> Any:
 
 def checkpoint_meta(checkpoint: str | Path) -> dict[str, Any]:
     """Algorithm, env, action settings and reference returns recorded in an RLlib algorithm
-    checkpoint (best effort)."""
+    checkpoint (raises CheckpointError).
+
+    Never a silent default: a policy served without its `normalize_actions` acts in the wrong
+    units (a SAC policy would be served unscaled), so an unreadable description fails the load.
+    """
+    from mprl.errors import CheckpointError
     from mprl.storage import local_checkpoint
 
     root = local_checkpoint(checkpoint)
     meta: dict[str, Any] = {"checkpoint": str(checkpoint)}
+    ctor_file = root / "class_and_ctor_args.pkl"
     try:
-        algo = _load_pickle(root / "class_and_ctor_args.pkl")
+        algo = _load_pickle(ctor_file)
+    except FileNotFoundError:
+        raise CheckpointError(f"Checkpoint '{checkpoint}' has no algorithm description ('{ctor_file.name}'): cannot tell its environment and action settings. Pass an algorithm checkpoint written by an mprl phase.") from None
+    except Exception as e:  # noqa: BLE001 - truncated, foreign or from a package not installed here
+        raise CheckpointError(f"Checkpoint '{checkpoint}': cannot read its algorithm description '{ctor_file.name}' ({type(e).__name__}: {e}). Re-run the phase that wrote it, or pick another checkpoint.") from None
+    try:
         meta["algorithm_class"] = algo["class"].__name__
         cfg = algo["ctor_args_and_kwargs"][0][0]
-        if isinstance(cfg, dict):
-            meta["env"] = cfg.get("env") if isinstance(cfg.get("env"), str) else None
-            meta["normalize_actions"] = cfg.get("normalize_actions")
-            meta["clip_actions"] = cfg.get("clip_actions")
-            meta["reference_scores"] = cfg.get("reference_scores")
-    except Exception:  # noqa: BLE001 - metadata is optional; the weights are what matter
-        pass
+    except (KeyError, IndexError, TypeError, AttributeError) as e:
+        raise CheckpointError(f"Checkpoint '{checkpoint}': its algorithm description '{ctor_file.name}' is not an RLlib one ({type(e).__name__}: {e}).") from None
+    if not isinstance(cfg, dict):
+        raise CheckpointError(f"Checkpoint '{checkpoint}': its algorithm description holds a {type(cfg).__name__} where RLlib writes the config dict.")
+    meta["env"] = cfg.get("env") if isinstance(cfg.get("env"), str) else None
+    meta["normalize_actions"] = cfg.get("normalize_actions")
+    meta["clip_actions"] = cfg.get("clip_actions")
+    meta["reference_scores"] = cfg.get("reference_scores")
     return meta
 
 
