@@ -39,10 +39,22 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_algorithms(args: argparse.Namespace) -> int:
-    from mprl.catalogue import CATALOGUE
+    from mprl.catalogue import CATALOGUE, get_algorithm
 
-    for e in CATALOGUE.values():
-        print(f"{e.name:10s} {e.paradigm:8s} {e.description}")
+    if args.name is None:
+        rows = [(e.name, ", ".join(e.paradigms), e.description, e.paper) for e in CATALOGUE.values()]
+        width = max(len(r[1]) for r in rows)
+        for name, paradigms, summary, paper in rows:
+            print(f"{name:8s} {paradigms:{width}s}  {summary}\n{'':8s} {'':{width}s}  ({paper})")
+        print("\n`mprl algorithms NAME` lists an algorithm's settings (what a phase's `config:` may set).")
+        return 0
+    entry = get_algorithm(args.name)
+    print(f"{entry.name}: {entry.description}\npaper: {entry.paper}\nparadigms: {', '.join(entry.paradigms)} (default {entry.paradigm})\n")
+    rows = entry.settings.table()
+    w = [max(len(r[i]) for r in rows) for i in range(3)]
+    print(f"{'setting':{w[0]}s}  {'type':{w[1]}s}  {'default':{w[2]}s}  meaning")
+    for name, kind, default, meaning in rows:
+        print(f"{name:{w[0]}s}  {kind:{w[1]}s}  {default:{w[2]}s}  {meaning}")
     return 0
 
 
@@ -74,7 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     res.add_argument("--storage-path", help="where the run's folder is (default ./mprl_results)")
     res.set_defaults(func=cmd_resume)
 
-    alg = sub.add_parser("algorithms", help="list the algorithm catalogue")
+    alg = sub.add_parser("algorithms", help="list the algorithm catalogue, or one algorithm's settings")
+    alg.add_argument("name", nargs="?", help="an algorithm: print its settings with types, defaults and meaning")
     alg.set_defaults(func=cmd_algorithms)
 
     add_datasets(sub)

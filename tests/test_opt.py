@@ -14,7 +14,7 @@ from algorithms.common.networks import CriticEnsemble, DeterministicActor, ObsNo
 from algorithms.common.replay import BalancedReplay, TensorReplay
 from algorithms.common.schedules import LinearSchedule
 from algorithms.common.td3_core import td_loss
-from algorithms.opt.opt_learner import OPTLearner, density_ratio_loss, meta_objective
+from algorithms.opt.opt_learner import OPTUpdates, density_ratio_loss, meta_objective
 from algorithms.opt.opt_module import DensityRatio
 
 ALPHA = 0.3  # large inner step, so the second-order term is far from negligible
@@ -158,7 +158,7 @@ def test_checkpoint_replay_is_for_online_phases():
 
     cfg = TD3BCConfig().environment("InvertedPendulum-v5")
     cfg.dataset, cfg.checkpoint_replay = "mprl/invertedpendulum/random-v0", True
-    with pytest.raises(ValueError, match="`checkpoint_replay` is for online phases"):
+    with pytest.raises(ValueError, match="`checkpoint_replay` is for online and hybrid phases"):
         cfg.validate()
 
 
@@ -181,12 +181,8 @@ def test_density_ratio_loss_minimiser_is_the_ratio():
 
 
 # -- cost-saving paths give the same numbers as the plain computation ----------------------
-class _Learner(OPTLearner):
-    device = torch.device("cpu")
-
-
 def fake_learner(use_q_on: bool = True):
-    """The OPT learner's loss code on small networks, without RLlib around it."""
+    """OPT's update code on small networks, without RLlib around it."""
     torch.manual_seed(0)
     nets = torch.nn.Module()
     nets.normalizer = ObsNormalizer(3)
@@ -194,10 +190,10 @@ def fake_learner(use_q_on: bool = True):
     nets.actor = DeterministicActor(3, np.array([-1.0, -2.0]), np.array([1.0, 0.5]), [16, 16])
     nets.critics, nets.critics_on = CriticEnsemble(3, 2, [16, 16]), CriticEnsemble(3, 2, [16, 16])
     nets.density_ratio = DensityRatio(3, 2, [16, 16])
-    learner = object.__new__(_Learner)
-    learner._rl_module, learner.config = nets, SimpleNamespace(use_q_on=use_q_on, train_batch_size_per_learner=8)
-    opts = {"actor": torch.optim.SGD(nets.actor.parameters(), lr=0.0), "density_ratio": torch.optim.SGD(nets.density_ratio.parameters(), lr=0.1)}
-    learner.opt = opts.__getitem__
+    learner = object.__new__(OPTUpdates)
+    learner.m, learner.config = nets, SimpleNamespace(use_q_on=use_q_on, train_batch_size_per_learner=8)
+    learner.optimizers = {"actor": torch.optim.SGD(nets.actor.parameters(), lr=0.0), "density_ratio": torch.optim.SGD(nets.density_ratio.parameters(), lr=0.1)}
+    learner.sampler = SimpleNamespace()
     return learner
 
 
@@ -205,7 +201,7 @@ def fake_learner(use_q_on: bool = True):
 def test_actor_step_equals_the_full_kappa_blend(kappa, use_q_on):
     """A critic with weight exactly 0 is not evaluated; L_π and ∇L_π are bit-identical to the full blend."""
     learner = fake_learner(use_q_on)
-    m, obs_n = learner._rl_module, torch.randn(8, 3)
+    m, obs_n = learner.m, torch.randn(8, 3)
     loss = learner.actor_step(obs_n, kappa)
     grads = [p.grad.clone() for p in m.actor.parameters()]
     assert all(p.grad is None for q in (m.critics, m.critics_on) for p in q.parameters()) and all(p.requires_grad for p in m.critics.parameters())
@@ -226,10 +222,10 @@ def test_density_ratio_step_equals_one_joint_forward():
     both, off, on = replays(n_off=40, capacity=20)
     on.add(online_rows(12, 1000))
     on.data["obs"][:12] = torch.randn(12, 3)
-    learner.offline, learner.data = off, on
-    learner.balanced = BalancedReplay(both, off, on, temperature=2.0)
-    m, bs = learner._rl_module, 8
-    batch, idx = learner.balanced.sample(1, bs)[0]
+    learner.sampler.offline, learner.sampler.online = off, on
+    learner.sampler.balanced = BalancedReplay(both, off, on, temperature=2.0)
+    m, bs = learner.m, 8
+    batch, idx = learner.sampler.balanced.sample(1, bs)[0]
     batch_n = {"obs": m.normalizer(batch["obs"]), "actions": batch["actions"]}
 
     # Reference: the joint forward, on a copy of the network, with the same minibatches.
@@ -248,7 +244,7 @@ def test_density_ratio_step_equals_one_joint_forward():
     for p, p0, g in zip(m.density_ratio.parameters(), before, ref_grads):
         torch.testing.assert_close(p.grad, g)
         torch.testing.assert_close(p.detach(), p0 - 0.1 * g)  # SGD lr 0.1
-    torch.testing.assert_close(learner.balanced.priorities[idx], ref_priorities)
+    torch.testing.assert_close(learner.sampler.balanced.priorities[idx], ref_priorities)
 
 
 def test_evaluation_is_reused_only_while_the_policy_is_bit_identical():
@@ -256,20 +252,20 @@ def test_evaluation_is_reused_only_while_the_policy_is_bit_identical():
 
     learner = fake_learner()
     calls = []
-    algo = SimpleNamespace(env_runner=SimpleNamespace(module=learner._rl_module))
-    learner._rl_module.act = lambda obs: obs  # our modules act with actor(normalizer(s))
+    algo = SimpleNamespace(env_runner=SimpleNamespace(module=learner.m))
+    learner.m.act = lambda obs: obs  # our modules act with actor(normalizer(s))
     algo.evaluate_policy = lambda: calls.append(1) or {"evaluation_return": float(len(calls))}
     evaluate = lambda: PhaseAlgorithmMixin.evaluate_current_policy(algo)
     assert evaluate() == {"evaluation_return": 1.0} and not algo.eval_reused
     with torch.no_grad():  # the critics change (OPT's pre-training): the policy does not
-        next(learner._rl_module.critics_on.parameters()).add_(1.0)
+        next(learner.m.critics_on.parameters()).add_(1.0)
     assert evaluate() == {"evaluation_return": 1.0} and algo.eval_reused and len(calls) == 1
     with torch.no_grad():  # the actor changes by one ulp: evaluated again
-        w = next(learner._rl_module.actor.parameters())
+        w = next(learner.m.actor.parameters())
         w[0, 0] = torch.nextafter(w[0, 0], torch.tensor(1e9))
     assert evaluate() == {"evaluation_return": 2.0} and not algo.eval_reused
     with torch.no_grad():  # so does a new normaliser
-        learner._rl_module.normalizer.mean.add_(0.1)
+        learner.m.normalizer.mean.add_(0.1)
     assert evaluate() == {"evaluation_return": 3.0} and len(calls) == 3
 
 

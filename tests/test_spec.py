@@ -10,6 +10,10 @@ import textwrap
 import pytest
 from pydantic import ValidationError
 
+from pydantic import Field
+
+from algorithms.common.settings import Settings
+from algorithms.registry import AlgorithmInfo
 from mprl import catalogue
 from mprl.errors import MprlError, SpecError
 from mprl.spec import (
@@ -225,7 +229,7 @@ ERROR_CASES = {
     ),
     "unknown algorithm": (
         spec_with(**{"phases.0.algorithm": "td3bc"}),
-        ["phases[0].algorithm: unknown algorithm 'td3bc'; did you mean 'td3_bc'?", "Known algorithms: opt, sac, td3, td3_bc"],
+        ["phases[0].algorithm: unknown algorithm 'td3bc'; did you mean 'td3_bc'?", f"Known algorithms: {', '.join(catalogue.algorithm_names())}"],
     ),
     "unknown env": (
         spec_with(**{"phases.1.env": "Hoper-v5"}),
@@ -274,13 +278,13 @@ ERROR_CASES = {
     "budget in updates for an online algorithm": (
         spec_with(**{"phases.1.budget": {"updates": 5000}}),
         [
-            "phases[1].budget.updates: td3 is an online algorithm: its budget is counted in environment steps",
+            "phases[1].budget.updates: this is an online td3 phase: its budget is counted in environment steps",
             "write `budget: {env_steps: N}` instead of `updates: 5000`",
         ],
     ),
     "budget in env steps for an offline algorithm": (
         spec_with(**{"phases.0.budget": {"env_steps": 5000}}),
-        ["phases[0].budget.env_steps: td3_bc is an offline algorithm: its budget is counted in gradient updates"],
+        ["phases[0].budget.env_steps: this is an offline td3_bc phase: its budget is counted in gradient updates"],
     ),
     "non-positive budget": (
         spec_with(**{"phases.0.budget": {"updates": 0}}),
@@ -312,7 +316,7 @@ ERROR_CASES = {
     ),
     "paradigm mismatch": (
         spec_with(**{"phases.0.paradigm": "online"}),
-        ["phases[0].paradigm: 'online' does not match algorithm td3_bc, which is offline"],
+        ["phases[0].paradigm: td3_bc does not run online phases; it supports offline"],
     ),
     "unknown paradigm": (
         spec_with(**{"phases.0.paradigm": "ofline"}),
@@ -320,11 +324,11 @@ ERROR_CASES = {
     ),
     "dataset missing for an offline algorithm": (
         spec_with(**{"phases.0.dataset": DELETE}),
-        ["phases[0].dataset: required: td3_bc is an offline algorithm and learns from a dataset"],
+        ["phases[0].dataset: required: this offline td3_bc phase learns from a dataset"],
     ),
     "dataset for an online algorithm": (
         spec_with(**{"phases.1.dataset": "mprl/hopper/random-v0"}),
-        ["phases[1].dataset: td3 is an online algorithm and takes no dataset; remove `dataset:`"],
+        ["phases[1].dataset: an online td3 phase takes no dataset; remove `dataset:` (or write `paradigm: hybrid` to learn from both)"],
     ),
     "malformed dataset id": (
         spec_with(**{"phases.0.dataset": "hopper random"}),
@@ -418,29 +422,39 @@ def test_every_problem_is_listed_once_one_per_line():
 # --------------------------------------------------------------------------- algorithm settings (`config:`)
 
 
-class FakeBCConfig:
-    """Stands in for an RLlib AlgorithmConfig: override_fields() reads its attributes."""
+class FakeSettings(Settings):
+    alpha: float = Field(2.5, gt=0, description="a weight")
+    actor_lr: float = Field(3e-4, gt=0, description="a learning rate")
+    updates_per_iteration: int = Field(1000, ge=1, description="set by evaluation.interval")
+    env_steps_per_iteration: int = Field(1000, ge=1, description="set by evaluation.interval")
 
-    def __init__(self):
-        self.alpha = 2.5
-        self.actor_lr = 3e-4
-        self.env = None
-        self.updates_per_iteration = 1000
-        self.env_steps_per_iteration = 1000
+
+class FakeBCConfig:
+    """Stands in for an mprl AlgorithmConfig: the spec reads its `settings` model only."""
+
+    settings = FakeSettings
+
+
+class _FailsToImport:
+    def __get__(self, obj, owner):
+        raise ImportError("algorithms.broken is not written yet")
 
 
 class BrokenConfig:
-    def __init__(self):
-        raise ImportError("algorithms.broken is not written yet")
+    settings = _FailsToImport()
+
+
+def _entry(name: str, paradigms: tuple, config: str) -> catalogue.AlgorithmEntry:
+    return catalogue.AlgorithmEntry(AlgorithmInfo(name, paradigms, config, "test", "test", paradigms[0]))
 
 
 @pytest.fixture
 def fake_algorithms(monkeypatch):
     here = __name__
     entries = {
-        "fake_bc": catalogue.AlgorithmEntry("fake_bc", "offline", f"{here}:FakeBCConfig", "test", True),
-        "fake_hybrid": catalogue.AlgorithmEntry("fake_hybrid", "hybrid", f"{here}:FakeBCConfig", "test", True),
-        "broken": catalogue.AlgorithmEntry("broken", "online", f"{here}:BrokenConfig", "test", False),
+        "fake_bc": _entry("fake_bc", ("offline",), f"{here}:FakeBCConfig"),
+        "fake_hybrid": _entry("fake_hybrid", ("hybrid",), f"{here}:FakeBCConfig"),
+        "broken": _entry("broken", ("online",), f"{here}:BrokenConfig"),
     }
     for name, entry in entries.items():
         monkeypatch.setitem(catalogue.CATALOGUE, name, entry)
@@ -465,8 +479,8 @@ def test_config_keys_are_checked_against_the_algorithm(fake_algorithms):
 def test_hybrid_phases_count_env_steps_and_need_a_dataset(fake_algorithms):
     data = spec_with(**{"phases.0.algorithm": "fake_hybrid", "phases.0.dataset": DELETE})
     message = problems_of(data)
-    assert "phases[0].budget.updates: fake_hybrid is a hybrid algorithm: its budget is counted in environment steps" in message
-    assert "phases[0].dataset: required: fake_hybrid is a hybrid algorithm" in message
+    assert "phases[0].budget.updates: this is a hybrid fake_hybrid phase: its budget is counted in environment steps" in message
+    assert "phases[0].dataset: required: this hybrid fake_hybrid phase learns from a dataset" in message
     ok = spec_with(**{"phases.0.algorithm": "fake_hybrid", "phases.0.budget": {"env_steps": 100}})
     assert parse_pipeline(ok).phases[0].budget_unit == "env_steps"
 
@@ -580,3 +594,55 @@ def test_not_utf8(tmp_path):
     path = tmp_path / "bin.yaml"
     path.write_bytes(b"name: \xff\xfe\n")
     assert "not a UTF-8 text file" in load_error(path)
+
+
+# --------------------------------------------------------------------------- typed settings (the algorithm base)
+
+
+def test_settings_are_typed_and_ranged_before_anything_starts():
+    message = problems_of(spec_with(**{"phases.1.config": {"actor_lr": "fast", "hidden": [0], "gamma": 1.5, "policy_delay": 0}}))
+    assert "phases[1].config.actor_lr: actor_lr: input should be a valid number" in message
+    assert "phases[1].config.hidden: hidden[0]: input should be greater than or equal to 1 (got 0)" in message
+    assert "phases[1].config.gamma: gamma: input should be less than or equal to 1 (got 1.5); discount factor γ, default 0.99" in message
+    assert "phases[1].config.policy_delay: policy_delay: input should be greater than or equal to 1" in message
+    message = problems_of(spec_with(**{"phases.0.config": {"alpha": -1}}))
+    assert "phases[0].config.alpha: alpha: input should be greater than 0 (got -1)" in message
+
+
+def test_sweep_points_are_validated_like_config():
+    message = problems_of(spec_with(**{"phases.1.sweep": [{"hidden": [0]}, {"hidden": [64, 64]}]}))
+    assert "phases[1].sweep[0].hidden: hidden[0]: input should be greater than or equal to 1" in message
+    assert "sweep[1]" not in message
+
+
+def test_rllib_settings_the_learners_bypass_are_refused_with_the_setting_that_works():
+    message = problems_of(spec_with(**{"phases.1.config": {"lr": 1e-3, "grad_clip": 10, "num_epochs": 2}}))
+    assert "phases[1].config.lr: unknown setting 'lr' for td3: mprl's learners have one learning rate per network (actor_lr, critic_lr, ...)" in message
+    assert "phases[1].config.grad_clip: unknown setting 'grad_clip' for td3: mprl's learners do not clip gradients" in message
+    assert "phases[1].config.num_epochs" in message
+
+
+def test_paradigm_only_settings_are_refused_elsewhere():
+    message = problems_of(spec_with(**{"phases.0.config": {"random_steps": 100, "utd": 2}}))
+    assert "phases[0].config.random_steps: 'random_steps' only applies to online and hybrid phases; this phase is offline: remove it" in message
+    assert "phases[0].config.utd: 'utd' only applies to online and hybrid phases" in message
+
+
+def test_a_phase_that_would_make_no_update_is_refused():
+    fresh = spec_with(**{"phases.1.init_from": DELETE, "phases.1.budget": {"env_steps": 10_000}})
+    message = problems_of(fresh)  # TD3's default learning_starts is 25,000
+    assert "phases[1].config.learning_starts: learning_starts=25000 is not below the budget of 10,000 env steps: the phase would make no gradient update" in message
+    ok = spec_with(**{"phases.1.init_from": DELETE, "phases.1.budget": {"env_steps": 10_000}, "phases.1.config": {"learning_starts": 1000, "random_steps": 1000}})
+    assert parse_pipeline(ok).phases[1].config["learning_starts"] == 1000
+    # A warm-started phase learns from its first fragment.
+    assert parse_pipeline(spec_with(**{"phases.1.budget": {"env_steps": 10_000}})).phases[1].budget_value == 10_000
+
+
+def test_multi_paradigm_algorithms_take_the_phase_paradigm():
+    hybrid = spec_with(**{"phases.1.paradigm": "hybrid", "phases.1.dataset": "mprl/hopper/random-v0", "phases.1.config": {"replay": "mixed", "offline_ratio": 0.25}})
+    phase = parse_pipeline(hybrid).phases[1]
+    assert phase.resolved_paradigm == "hybrid" and phase.dataset_id == "mprl/hopper/random-v0"
+    message = problems_of(spec_with(**{"phases.1.paradigm": "hybrid", "phases.1.dataset": "mprl/hopper/random-v0", "phases.1.config": {"replay": "balanced"}}))
+    assert "replay 'balanced' is not available for this algorithm; use one of shared, mixed, online" in message
+    message = problems_of(spec_with(**{"phases.1.config": {"offline_ratio": 0.3}}))
+    assert "'offline_ratio' only applies to hybrid phases; this phase is online" in message

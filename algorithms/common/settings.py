@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, conint, conlist, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, conint, conlist, field_validator
 
 ONLINE = {"paradigms": ("online", "hybrid")}
 HYBRID = {"paradigms": ("hybrid",)}
@@ -26,6 +26,10 @@ Hidden = conlist(conint(ge=1), min_length=1)
 
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    #: inherited settings this algorithm does not read (e.g. BC has no target networks, so no
+    #: `tau`): a phase that sets one is refused, and `table()` leaves them out
+    unused_settings: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def paradigms_of(cls, name: str) -> tuple[str, ...] | None:
@@ -40,6 +44,8 @@ class Settings(BaseModel):
         for key in values:
             if key not in cls.model_fields:
                 out.append((key, "unknown", values[key]))
+            elif key in cls.unused_settings and values[key] != cls.model_fields[key].default:
+                out.append((key, f"{key!r} is not used by this algorithm: remove it", values[key]))
             elif paradigm is not None and (ps := cls.paradigms_of(key)) and paradigm not in ps:
                 out.append((key, f"{key!r} only applies to {' and '.join(ps)} phases; this phase is {paradigm}: remove it", values[key]))
         try:
@@ -47,6 +53,9 @@ class Settings(BaseModel):
         except ValidationError as exc:
             for err in exc.errors():
                 key = str(err["loc"][0]) if err["loc"] else "config"
+                if key not in cls.model_fields:  # a model-level check (several settings together): its own message
+                    out.append((key, err["msg"].removeprefix("Value error, "), None))
+                    continue
                 where = "".join(f"[{p}]" for p in err["loc"][1:])
                 out.append((key, f"{key}{where}: {err['msg'].lower()} (got {err.get('input')!r}); {cls.describe(key)}", values.get(key)))
         return out
@@ -65,6 +74,8 @@ class Settings(BaseModel):
         """(name, type, default, meaning) of every setting, for `mprl algorithms NAME` and the README."""
         rows = []
         for name, f in cls.model_fields.items():
+            if name in cls.unused_settings:
+                continue
             ann = getattr(f.annotation, "__name__", None) or str(f.annotation).replace("typing.", "")
             ps = cls.paradigms_of(name)
             meaning = (f.description or "") + (f" ({'/'.join(ps)} only)" if ps else "")
@@ -105,11 +116,12 @@ class OffPolicySettings(Settings):
     env_steps_per_iteration: int = Field(1000, ge=1, description="env steps per training iteration (set by evaluation.interval)", json_schema_extra=ONLINE)
     updates_per_iteration: int = Field(1000, ge=1, description="gradient updates per training iteration of an offline phase (set by evaluation.interval)", json_schema_extra=OFFLINE)
 
-    @model_validator(mode="after")
-    def _replay_supported(self) -> OffPolicySettings:
-        if self.replay is not None and self.replay not in self.hybrid_replays:
-            raise ValueError(f"replay {self.replay!r} is not available for this algorithm; use one of {', '.join(self.hybrid_replays)}")
-        return self
+    @field_validator("replay")
+    @classmethod
+    def _replay_supported(cls, replay: Optional[str]) -> Optional[str]:
+        if replay is not None and replay not in cls.hybrid_replays:
+            raise ValueError(f"replay {replay!r} is not available for this algorithm; use one of {', '.join(cls.hybrid_replays)}")
+        return replay
 
     def phase_problems(self, paradigm: str, budget_unit: str, budget: int, warm_start: bool) -> list[tuple[str, str]]:
         if paradigm != "offline" and not warm_start and self.learning_starts >= budget:
