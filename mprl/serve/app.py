@@ -247,14 +247,13 @@ class MediaWorker:
         return reference_scores(env_id)
 
     @staticmethod
-    def _register(run_dir: Path, checkpoint_id: str, path: Path, **fields: Any) -> str:
-        from mprl.lineage import LineageStore
+    async def _register(req: dict[str, Any], path: Path, **fields: Any) -> str:
+        """Record a video in its run's lineage through the run's one writer (its scheduler
+        actor while it lives, else an immediate transaction of our own), off the event loop."""
+        from mprl.lineage.writer import record_video
 
-        # The phase scheduler may be writing this run's lineage at the same time: SQLite in WAL
-        # mode with a 30 s busy timeout serialises the two writers, and each write is one short
-        # transaction, so this is safe without further locking.
-        with LineageStore(run_dir) as store:
-            return store.record_video(checkpoint_id, str(path), **fields)
+        vid, _ = await asyncio.to_thread(record_video, Path(req["run_dir"]), req.get("run_id"), req["policy_id"], path, **fields)
+        return vid
 
     async def rollouts(self, req: dict[str, Any]) -> dict[str, Any]:
         from mprl.video import rollouts
@@ -272,8 +271,8 @@ class MediaWorker:
         except MprlError as e:
             return {"error": {"status": 422, "code": "bad_environment", "message": str(e)}}
         if video_path is not None:
-            out["video_id"] = self._register(Path(req["run_dir"]), req["policy_id"], video_path, env=out["env"], steps=sum(out["lengths"]),
-                                             episode_return=out["returns"][0], seconds=out["seconds"], source="rollouts")
+            out["video_id"] = await self._register(req, video_path, env=out["env"], steps=sum(out["lengths"]),
+                                                   episode_return=out["returns"][0], seconds=out["seconds"], source="rollouts")
         return out
 
     async def start_video(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -300,8 +299,8 @@ class MediaWorker:
                 job["state"] = "running"
                 out = await asyncio.to_thread(record_policy_video, policy, req["video_path"], req["env"], steps=req["steps"],
                                               seed=req["seed"], progress=progress)
-            job["video_id"] = self._register(Path(req["run_dir"]), req["policy_id"], Path(out["path"]), env=out["env"], steps=out["steps"],
-                                             episode_return=out["episode_return"], seconds=out["seconds"], source="serve")
+            job["video_id"] = await self._register(req, Path(out["path"]), env=out["env"], steps=out["steps"],
+                                                   episode_return=out["episode_return"], seconds=out["seconds"], source="serve")
             job.update(state="done", seconds=time.time() - job["started_at"], episode_return=out["episode_return"])
         except Exception as e:  # noqa: BLE001 - reported to the client through the job's status
             logger.warning("video job %s failed: %s", job["job_id"], e)
@@ -527,7 +526,7 @@ class PolicyService:
         env_name = (env_id or record["env"]).replace("/", "_").replace(":", "_")
         video_path = run_dir / "videos" / f"{policy_id}-{env_name}-rollouts-{seeds[0]}x{len(seeds)}-{int(time.time())}.mp4" if video else None
         out = await self.worker.rollouts.remote({
-            "policy_id": policy_id, "checkpoint": str(path), "run_dir": str(run_dir), "env": env_id,
+            "policy_id": policy_id, "run_id": record["run_id"], "checkpoint": str(path), "run_dir": str(run_dir), "env": env_id,
             "seeds": seeds, "max_steps": max_steps, "video_path": str(video_path) if video_path else None,
         })
         if "error" in out:
@@ -560,7 +559,7 @@ class PolicyService:
             return json_response({"state": "done", "video_id": v["video_id"], "video_url": f"{API}/videos/{v['video_id']}", "existing": True})
         job_id = "job-" + short_hash(policy_id, env_id, steps, seed, bool(data.get("force")) and time.time())
         job = await self.worker.start_video.remote({
-            "job_id": job_id, "policy_id": policy_id, "checkpoint": str(path), "run_dir": str(run_dir),
+            "job_id": job_id, "policy_id": policy_id, "run_id": record["run_id"], "checkpoint": str(path), "run_dir": str(run_dir),
             "env": env_id, "steps": steps, "seed": seed, "video_path": str(video_path),
         })
         return json_response(self._job_view(job), status=202 if job["state"] != "done" else 200)

@@ -77,12 +77,21 @@ def cmd_video(args: argparse.Namespace) -> int:
     out = record_video(path, args.output, args.env, steps=args.steps, seed=args.seed, width=args.width, height=args.height)
     print(f"{out['path']}: {out['steps']} steps of {out['env']}, first episode return {out['episode_return']:.1f}, {out['seconds']:.1f} s")
     if run_dir is not None:
-        from mprl.lineage import LineageStore
+        from mprl.lineage import open_lineage
+        from mprl.lineage.writer import record_video as record_in_lineage
 
-        with LineageStore(run_dir) as store:  # WAL + busy timeout: safe next to a running scheduler
-            vid = store.record_video(cid, out["path"], env=out["env"], steps=out["steps"], episode_return=out["episode_return"],
-                                     seconds=out["seconds"], source="cli")
-        print(f"recorded in the lineage of {run_dir.name} as {vid}")
+        with open_lineage(run_dir) as store:
+            run = store.run()
+        if run["status"] in ("running", "created") and os.environ.get("RAY_ADDRESS"):
+            import ray
+
+            from mprl.quiet import quiet_ray_startup
+
+            quiet_ray_startup()
+            ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=False)  # to hand the record to the run's scheduler
+        vid, via = record_in_lineage(run_dir, run["run_id"], cid, out["path"], env=out["env"], steps=out["steps"],
+                                     episode_return=out["episode_return"], seconds=out["seconds"], source="cli")
+        print(f"recorded in the lineage of {run_dir.name} as {vid}" + (" (by its scheduler)" if via == "scheduler" else ""))
     return 0
 
 
