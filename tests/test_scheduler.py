@@ -248,7 +248,7 @@ def test_a_failed_trial_is_retried_from_its_last_checkpoint(ray_local, minari_ro
     import signal
 
     spec = parse_pipeline({"name": "crash", "storage_path": str(tmp_path), "videos": {"selected": False}, "phases": [
-        {**phase("online", "td3", {"env_steps": 900}, config={"utd": 1, "checkpoint_replay": True}), "evaluation": {"interval": 150, "episodes": 1}}]})
+        {**phase("online", "td3", {"env_steps": 900}, config={"utd": 1, "checkpoint_replay": True, "random_steps": 300, "learning_starts": 300}), "evaluation": {"interval": 150, "episodes": 1}}]})
     out: dict[str, Any] = {}
     thread = threading.Thread(target=lambda: out.update(result=run_pipeline(spec, write=lambda _: None)))
     thread.start()

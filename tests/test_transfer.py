@@ -49,6 +49,8 @@ def rllib_config(name: str, model_config: dict | None = RELU):
 
 def config_for(name: str, **settings):
     cfg = get_algorithm(name).new_config() if name not in RLLIB else rllib_config(name)
+    if name not in RLLIB:  # one actor shape for the whole matrix (CQL and AWAC default to 3×256)
+        settings = {"hidden": [256, 256], **settings}
     for k, v in settings.items():
         setattr(cfg, k, v)
     return cfg
