@@ -1,0 +1,176 @@
+"""CQL's updates, in CORL's order (algorithms/offline/cql.py, ContinuousCQL.train): the
+temperature, actor and critic losses are all computed with this update's parameters, then
+α, the actor and the critics (with α′ in the Lagrange variant) step, then the targets move.
+
+Actions are in environment units outside the actor; densities (log π, the uniform 0.5^|A|)
+are in [-1, 1] units, as the actor's `sample()` reports them.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from algorithms.common.learner import Updates
+from algorithms.common.networks import CriticEnsemble, GaussianActor
+from algorithms.common.targets import SoftUpdater
+from algorithms.common.td3_core import td_loss
+
+# -- the SAC backbone ------------------------------------------------------------------------
+
+
+def temperature_loss(log_alpha: torch.Tensor, log_pi: torch.Tensor, target_entropy: float) -> torch.Tensor:
+    """L(α) = −E[log α · (log π(ã|s) + H̄)], ã ~ π(·|s): α grows while the entropy is below H̄ = −|A|."""
+    return -(log_alpha * (log_pi + target_entropy).detach()).mean()
+
+
+def sac_actor_loss(critics: CriticEnsemble, obs: torch.Tensor, pi_actions: torch.Tensor, log_pi: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """L_π = E[α · log π(ã|s) − min_j Q_j(s, ã)], ã ~ π(·|s) reparameterised."""
+    return (alpha * log_pi - critics(obs, pi_actions).min(dim=0).values).mean()
+
+
+@torch.no_grad()
+def bellman_target(actor: GaussianActor, critics_target: CriticEnsemble, next_obs: torch.Tensor, rewards: torch.Tensor, terminals: torch.Tensor,
+                   gamma: float, alpha: torch.Tensor, backup_entropy: bool, max_backup_actions: int = 0) -> torch.Tensor:
+    """y = r + γ (1 − d) [min_j Q̄_j(s′, a′) (− α log π(a′|s′) if backup_entropy)], a′ ~ π(·|s′).
+
+    With `max_backup_actions` = N > 0 (CQL's max-target backup): N actions a′_k ~ π(·|s′) and
+    the max over k of min_j Q̄_j(s′, a′_k), with the log π of the chosen action.
+    """
+    if max_backup_actions:
+        next_rep = repeat_states(next_obs, max_backup_actions)
+        next_a, next_logp = actor.sample(next_rep)  # [B, N, |A|], [B, N]
+        q_next, k = critics_target(next_rep, next_a).min(dim=0).values.max(dim=-1)
+        next_logp = next_logp.gather(-1, k.unsqueeze(-1)).squeeze(-1)
+    else:
+        next_a, next_logp = actor.sample(next_obs)
+        q_next = critics_target(next_obs, next_a).min(dim=0).values
+    if backup_entropy:
+        q_next = q_next - alpha * next_logp
+    return rewards + gamma * (1.0 - terminals) * q_next
+
+
+# -- the conservative term -------------------------------------------------------------------
+
+
+def repeat_states(obs: torch.Tensor, n: int) -> torch.Tensor:
+    """[B, d] → [B, n, d] (CORL's extend_and_repeat)."""
+    return obs.unsqueeze(1).expand(-1, n, -1)
+
+
+def cql_logsumexp(q_rand: torch.Tensor, q_pi: torch.Tensor, log_pi: torch.Tensor, q_pi_next: torch.Tensor, log_pi_next: torch.Tensor,
+                  act_dim: int, temp: float, q_data: torch.Tensor | None = None) -> torch.Tensor:
+    """T · logsumexp over the 3N candidates of each state, [n, B, N] inputs → [n, B].
+
+    Importance-weighted (CORL's cql_importance_sample): [Q(s, a_unif) − log 0.5^|A|],
+    [Q(s, a_π(s′)) − log π], [Q(s, a_π(s)) − log π]. With `q_data` ([n, B]) the plain
+    variant instead: logsumexp over Q(s, a_unif), Q(s, a_data), Q(s, a_π(s′)), Q(s, a_π(s)).
+    """
+    if q_data is None:
+        log_uniform = act_dim * math.log(0.5)
+        cat = torch.cat([q_rand - log_uniform, q_pi_next - log_pi_next.unsqueeze(0), q_pi - log_pi.unsqueeze(0)], dim=-1)
+    else:
+        cat = torch.cat([q_rand, q_data.unsqueeze(-1), q_pi_next, q_pi], dim=-1)
+    return torch.logsumexp(cat / temp, dim=-1) * temp
+
+
+def cql_diff(lse: torch.Tensor, q_data: torch.Tensor, clip_min: float, clip_max: float) -> torch.Tensor:
+    """E[clip(logsumexp − Q_i(s, a_data), clip_min, clip_max)] per critic i: [n, B] → [n]."""
+    return (lse - q_data).clamp(clip_min, clip_max).mean(dim=-1)
+
+
+@torch.no_grad()
+def cql_actions(actor: GaussianActor, obs: torch.Tensor, next_obs: torch.Tensor, n: int) -> dict[str, torch.Tensor]:
+    """N uniform actions, N of π(·|s) and N of π(·|s′) per state (no gradient to the actor), with log π."""
+    obs_rep = repeat_states(obs, n)
+    u = torch.rand(*obs_rep.shape[:-1], actor.act_dim, device=obs.device) * 2.0 - 1.0
+    a_pi, log_pi = actor.sample(obs_rep)
+    a_next, log_pi_next = actor.sample(repeat_states(next_obs, n))
+    return {"obs": obs_rep, "rand": actor.to_env(u), "pi": a_pi, "log_pi": log_pi, "pi_next": a_next, "log_pi_next": log_pi_next}
+
+
+def lagrange_multiplier(log_alpha_prime: torch.Tensor) -> torch.Tensor:
+    """α′ = clamp(exp(log α′), 0, 1e6)."""
+    return log_alpha_prime.exp().clamp(0.0, 1e6)
+
+
+class CQLUpdates(Updates):
+    @staticmethod
+    def optimizer_groups(module: nn.Module, config: Any) -> dict[str, tuple[nn.Module | list[nn.Parameter], float]]:
+        groups: dict[str, tuple[nn.Module | list[nn.Parameter], float]] = {
+            "actor": (module.actor, config.actor_lr), "critic": (module.critics, config.critic_lr)}
+        if config.use_automatic_entropy_tuning:
+            groups["alpha"] = ([module.log_alpha], config.alpha_lr)
+        if config.cql_lagrange:
+            groups["alpha_prime"] = ([module.log_alpha_prime], config.cql_lagrange_lr)
+        return groups
+
+    def setup(self) -> None:
+        self.soft_update = SoftUpdater([(self.m.critics_target, self.m.critics)], self.config.tau)
+        self.target_entropy = -float(self.m.act_dim)
+        self.cql_alpha = self.config.cql_alpha if self.config.paradigm == "offline" else self.config.cql_alpha_online
+
+    def alpha(self) -> torch.Tensor:
+        c = self.config
+        if not c.use_automatic_entropy_tuning:
+            return torch.tensor(c.alpha_multiplier, device=self.m.log_alpha.device)
+        return c.alpha_multiplier * self.m.log_alpha.detach().exp()
+
+    def critic_loss(self, b: dict[str, torch.Tensor], alpha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, torch.Tensor]]:
+        """Σ_i [MSE(Q_i(s, a), y) + α_cql · diff_i] (Lagrange: α′ · α_cql · (diff_i − gap)); and α′'s loss."""
+        c, m = self.config, self.m
+        s, a = b["obs"], b["actions"]
+        y = bellman_target(m.actor, m.critics_target, b["next_obs"], b["rewards"], b["terminals"], c.gamma, alpha,
+                           c.backup_entropy, c.cql_n_actions if c.cql_max_target_backup else 0)
+        q_data = m.critics(s, a)  # [n, B]
+        bellman = td_loss(q_data, y)
+
+        cand = cql_actions(m.actor, s, b["next_obs"], c.cql_n_actions)
+        q_rand, q_pi, q_pi_next = (m.critics(cand["obs"], cand[k]) for k in ("rand", "pi", "pi_next"))
+        lse = cql_logsumexp(q_rand, q_pi, cand["log_pi"], q_pi_next, cand["log_pi_next"], m.act_dim, c.cql_temp,
+                            None if c.cql_importance_sample else q_data)
+        diff = cql_diff(lse, q_data, c.cql_clip_diff_min, c.cql_clip_diff_max)  # [n]
+
+        metrics = {"q_data": q_data.mean().detach(), "q_target": y.mean(), "cql_diff": diff.mean().detach(), "q_rand": q_rand.mean().detach()}
+        loss_prime = None
+        if c.cql_lagrange:
+            alpha_prime = lagrange_multiplier(m.log_alpha_prime)
+            gap = diff - c.cql_target_action_gap
+            conservative = alpha_prime.detach() * self.cql_alpha * gap
+            loss_prime = -0.5 * (alpha_prime * self.cql_alpha * gap.detach()).sum()  # ascent on α′
+            metrics["alpha_prime"] = alpha_prime.detach()
+        else:
+            conservative = self.cql_alpha * diff
+        metrics["bellman_loss"] = bellman.detach()
+        return bellman + conservative.sum(), loss_prime, metrics
+
+    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        c, m = self.config, self.m
+        b = self.normalised(batch)
+        b["rewards"] = c.reward_scale * b["rewards"] + c.reward_bias
+        s = b["obs"]
+
+        pi_a, log_pi = m.actor.sample(s)
+        alpha = self.alpha()
+        m.critics.requires_grad_(False)  # the actor's loss needs no critic gradients
+        if self.num_updates < c.bc_steps:
+            loss_pi = (alpha * log_pi - m.actor.log_prob(s, b["actions"])).mean()
+        else:
+            loss_pi = sac_actor_loss(m.critics, s, pi_a, log_pi, alpha)
+        m.critics.requires_grad_(True)
+        loss_q, loss_prime, metrics = self.critic_loss(b, alpha)
+
+        if c.use_automatic_entropy_tuning:
+            loss_alpha = temperature_loss(m.log_alpha, log_pi, self.target_entropy)
+            self.step("alpha", loss_alpha)
+            metrics["alpha_loss"] = loss_alpha.detach()
+        self.step("actor", loss_pi)
+        if loss_prime is not None:
+            self.step("alpha_prime", loss_prime)
+        self.step("critic", loss_q)
+        self.soft_update()
+        self.num_updates += 1
+        return {**metrics, "critic_loss": loss_q.detach(), "actor_loss": loss_pi.detach(), "alpha": alpha, "log_pi": log_pi.mean().detach()}
