@@ -13,7 +13,7 @@ in its paper's order). Everything else is here, once:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import numpy as np
@@ -41,6 +41,18 @@ class Updates:
     def optimizer_groups(module: nn.Module, config: Any) -> dict[str, tuple[nn.Module | list[nn.Parameter], float]]:
         """name → (network or parameters, learning rate) of each Adam optimiser."""
         raise NotImplementedError
+
+    @classmethod
+    def prepare_dataset(cls, arrays: dict[str, np.ndarray], config: Any, module: nn.Module) -> dict[str, np.ndarray]:
+        """The dataset's flat arrays before the sampler and the normaliser's statistics see them:
+        a hook for algorithms that filter or transform their data (10%-BC keeps the best
+        episodes; IQL's reward normalisation). Default: unchanged."""
+        return arrays
+
+    def prepare_transitions(self, transitions: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Online transitions before they enter the replay: an algorithm that transforms its
+        dataset's rewards applies the same transform here. Default: unchanged."""
+        return transitions
 
     def setup(self) -> None:
         """Build what the updates keep (soft updaters, schedules, temperatures)."""
@@ -101,15 +113,20 @@ def load_dataset_arrays(config: Any, fields: tuple[str, ...]) -> dict[str, np.nd
     return arrays
 
 
-def build_sampler(config: Any, obs_dim: int, act_dim: int, fields: tuple[str, ...], device: torch.device, normalizer: nn.Module | None) -> Sampler:
+def build_sampler(config: Any, obs_dim: int, act_dim: int, fields: tuple[str, ...], device: torch.device, normalizer: nn.Module | None,
+                  prepare: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None = None) -> Sampler:
     """The sampler of a phase's paradigm: offline → dataset, online → replay, hybrid → the
-    algorithm's `replay` mode over both. With `normalize_obs`, the dataset's state mean and std
-    (+ ε = 1e-3, as in TD3+BC's code) become the normaliser's; a warm start overrides them."""
+    algorithm's `replay` mode over both. `prepare` (the algorithm's `Updates.prepare_dataset`)
+    filters or transforms the dataset first. With `normalize_obs`, the (prepared) dataset's state
+    mean and std (+ ε = 1e-3, as in TD3+BC's code) become the normaliser's; a warm start
+    overrides them."""
     paradigm = config.paradigm
     seed = config.seed or 0
     if paradigm == "online" or not config.dataset:
         return Sampler("online", obs_dim, act_dim, config.buffer_size, device, seed, extra=fields)
     arrays = load_dataset_arrays(config, fields)
+    if prepare is not None:
+        arrays = prepare(arrays)
     if config.normalize_obs and normalizer is not None:
         normalizer.set_stats(arrays["obs"].mean(0), arrays["obs"].std(0) + 1e-3)
     mode = "offline" if paradigm == "offline" else (config.replay or config.settings.default_hybrid_replay)
@@ -133,7 +150,8 @@ class DataLearner(TorchLearner):
         module = self.module[DEFAULT_MODULE_ID]
         cls = cfg.updates_class
         obs_dim, act_dim = int(np.prod(module.observation_space.shape)), int(np.prod(module.action_space.shape))
-        sampler = build_sampler(cfg, obs_dim, act_dim, cls.REPLAY_FIELDS, self.device, module.normalizer)
+        sampler = build_sampler(cfg, obs_dim, act_dim, cls.REPLAY_FIELDS, self.device, module.normalizer,
+                                prepare=lambda arrays: cls.prepare_dataset(arrays, cfg, module))
         optimizers = {name: self.get_optimizer(DEFAULT_MODULE_ID, name) for name in cls.optimizer_groups(module, cfg)}
         self.updates = cls(module, cfg, optimizers, sampler, self.device)
 
@@ -147,7 +165,7 @@ class DataLearner(TorchLearner):
     def add_transitions(self, transitions: dict[str, np.ndarray]) -> None:
         if "source" in self.updates.REPLAY_FIELDS:
             transitions = {**transitions, "source": np.ones(len(transitions.get("rewards", ())), dtype=np.float32)}
-        self.updates.sampler.add(transitions)
+        self.updates.sampler.add(self.updates.prepare_transitions(transitions))
 
     def replay_size(self) -> int:
         return self.updates.sampler.online_size()
