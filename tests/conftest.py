@@ -19,6 +19,9 @@ def ray_local():
     """A real local Ray (2 CPUs, no dashboard), never an address recorded by `ray start`."""
     import ray
 
+    from mprl.quiet import quiet_ray_startup
+
+    quiet_ray_startup()
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()

@@ -29,6 +29,8 @@ REPO = Path(__file__).resolve().parents[1]
 ENV_ID = "InvertedPendulum-v5"
 MAX_BATCH = 64
 PAGE_VIDEO_STEPS = 150
+MAX_VIDEOS = 4  # on-demand videos per policy
+MAX_RENDERS = 2  # videos queued or rendering at once
 
 _SHARED: dict[str, Any] = {}  # the session's demo run, and the server while a module uses it
 
@@ -68,7 +70,8 @@ def _start(storage: Path, log: Path) -> tuple[subprocess.Popen, str]:
     env = {**os.environ, "MUJOCO_GL": "egl", "PYTHONUNBUFFERED": "1"}
     env.pop("RAY_ADDRESS", None)
     cmd = [sys.executable, "-m", "mprl.cli", "serve", "--storage-path", str(storage), "--port", str(port),
-           "--max-batch", str(MAX_BATCH), "--video-steps", str(PAGE_VIDEO_STEPS), "--num-cpus", "2"]
+           "--max-batch", str(MAX_BATCH), "--video-steps", str(PAGE_VIDEO_STEPS), "--num-cpus", "2",
+           "--max-videos-per-policy", str(MAX_VIDEOS), "--max-render-jobs", str(MAX_RENDERS)]
     with open(log, "wb") as out:  # the child keeps its own copy of the descriptor
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
@@ -285,7 +288,16 @@ def _bad_inputs(app: dict[str, Any]) -> list[tuple[str, str, str, bytes, int, st
         ("empty body", "POST", act, b"", 400, "empty_body", "JSON object"),
         ("not an object", "POST", act, b"[1, 2, 3, 4]", 422, "invalid_request", "JSON object"),
         ("both fields", "POST", act, b'{"observation": [0, 0, 0, 0], "observations": [[0, 0, 0, 0]]}', 422, "invalid_request", "exactly one"),
-        ("unknown env", "POST", f"{app['api']}/policies/{pid}/rollouts", b'{"seeds": [0], "env": "InvertedPendulm-v5"}', 422, "bad_environment", "Did you mean"),
+        ("unknown env", "POST", f"{app['api']}/policies/{pid}/rollouts", b'{"seeds": [0], "env": "InvertedPendulm-v5"}', 422, "unknown_environment", "Did you mean"),
+        # A `module:Name` id would make gym.make import a module the client chose: refused, never made.
+        ("module env id", "POST", f"{app['api']}/policies/{pid}/rollouts", b'{"seeds": [0], "env": "antigravity:Fly-v0"}', 422, "unknown_environment", "module:"),
+        ("module env id, video", "POST", f"{app['api']}/policies/{pid}/videos", b'{"env": "os:Env-v0"}', 422, "unknown_environment", "module:"),
+        # HTTP never accepts a path: ids only, which the lineage maps to the paths it recorded.
+        ("path as policy, encoded", "POST", f"{app['api']}/policies/%2Fetc%2Fpasswd/act", b'{"observation": [0, 0, 0, 0]}', 404, "", ""),
+        ("path as video", "GET", f"{app['api']}/videos/..%2F..%2Flineage.sqlite", b"", 404, "", ""),
+        ("path as static file", "GET", f"{app['url']}/static/..%2F..%2Fcli.py", b"", 404, "", ""),
+        ("path as run", "GET", f"{app['api']}/policies?run=%2Ftmp", b"", 404, "unknown_run", "GET /api/v1/runs"),
+        ("checkpoint path field", "POST", f"{app['api']}/policies/{pid}/rollouts", b'{"seeds": [0], "checkpoint": "/tmp/x"}', 422, "invalid_request", "Unknown field"),
         ("env of other spaces", "POST", f"{app['api']}/policies/{pid}/rollouts", b'{"seeds": [0], "env": "Hopper-v5"}', 422, "bad_environment", "same spaces"),
         ("too many episodes", "POST", f"{app['api']}/policies/{pid}/rollouts", b'{"episodes": 1000}', 413, "too_many_episodes", "20"),
         ("bad seeds", "POST", f"{app['api']}/policies/{pid}/rollouts", b'{"seeds": ["a"]}', 422, "invalid_request", "integers"),
@@ -313,3 +325,150 @@ def test_bad_input_answers_a_4xx_json_error_and_the_server_keeps_serving(app):
     status, body, _ = http("POST", f"{app['api']}/policies/{pid}/act", {"observation": [0.0, 0.0, 0.0, 0.0]})
     assert status == 200 and len(body["action"]) == 1
     assert http("GET", f"{app['api']}/health")[0] == 200
+
+
+# ------------------------------------------------------------------ limits
+
+
+def _raw(url: str, request: bytes, timeout: float = 10) -> tuple[int, bytes]:
+    """Send raw bytes on one connection; (status, response body) of the first response."""
+    host, port = url.split("//")[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+        sock.sendall(request)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        head, _, rest = data.partition(b"\r\n\r\n")
+        length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")), 0)
+        while len(rest) < length:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            rest += chunk
+    return int(head.split()[1]), rest
+
+
+def test_body_limit_is_enforced_before_the_body_is_read(app):
+    """A declared 50 MB body is refused at once (nothing of it sent); a chunked body without a
+    length is cut off as soon as it passes the limit."""
+    pid = app["checkpoints"][0]
+    for path in (f"/api/v1/policies/{pid}/act", f"/api/v1/policies/{pid}/rollouts"):
+        t0 = time.monotonic()
+        status, body = _raw(app["url"], f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 50000000\r\n\r\n".encode())
+        assert status == 413 and json.loads(body)["error"]["code"] == "body_too_large", (path, status, body)
+        assert time.monotonic() - t0 < 5
+    chunk = b"[" + b"0," * (1024 * 1024)  # 2 MiB per chunk, 5 chunks: past the 8 MiB limit
+    chunked = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(5)) + b"0\r\n\r\n"
+    status, body = _raw(app["url"], f"POST /api/v1/policies/{pid}/act HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".encode() + chunked)
+    assert status == 413 and json.loads(body)["error"]["code"] == "body_too_large"
+    assert http("POST", f"{app['api']}/policies/{pid}/act", {"observation": [0.0] * 4})[0] == 200
+
+
+def _wait_job(app: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
+    deadline = time.monotonic() + 180
+    while job["state"] not in ("done", "failed"):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.3)
+        job = http("GET", f"{app['api']}/videos/jobs/{job['job_id']}")[1]
+    assert job["state"] == "done", job
+    return job
+
+
+def test_videos_and_render_jobs_are_bounded(app):
+    """At most MAX_RENDERS videos render at once (more: 429), identical requests reuse their video,
+    and a policy gets at most MAX_VIDEOS on-demand videos (rollout videos included)."""
+    from mprl.lineage import LineageStore
+
+    pid = app["checkpoints"][1]  # not the one the page test clicks
+    url = f"{app['api']}/policies/{pid}/videos"
+    with LineageStore(app["run_dir"], readonly=True) as store:  # e.g. the rollout video of the test above
+        earlier = len({v["path"] for v in store.videos(pid) if v["source"] in ("serve", "rollouts")})
+    assert earlier + 2 <= MAX_VIDEOS
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        answers = list(pool.map(lambda seed: http("POST", url, {"steps": 120, "seed": seed}), [101, 102, 103]))
+    statuses = sorted(a[0] for a in answers)
+    assert statuses == [202, 202, 429], answers
+    busy = next(a[1] for a in answers if a[0] == 429)
+    assert busy["error"]["code"] == "render_busy" and str(MAX_RENDERS) in busy["error"]["message"]
+    accepted = [(seed, _wait_job(app, a[1])) for seed, a in zip([101, 102, 103], answers) if a[0] == 202]
+    jobs = [j for _, j in accepted]
+    again = http("POST", url, {"steps": 120, "seed": accepted[0][0]})
+    assert again[0] == 200 and again[1]["state"] == "done" and again[1]["video_id"] == accepted[0][1]["video_id"]  # reused, not re-rendered
+    made = earlier + len(jobs)
+    seed = 200
+    while made < MAX_VIDEOS:
+        status, job, _ = http("POST", url, {"steps": 30, "seed": seed})
+        assert status == 202, job
+        _wait_job(app, job)
+        made, seed = made + 1, seed + 1
+    status, refused, _ = http("POST", url, {"steps": 30, "seed": seed})
+    assert status == 429 and refused["error"]["code"] == "video_limit" and str(MAX_VIDEOS) in refused["error"]["message"]
+    status, refused, _ = http("POST", f"{app['api']}/policies/{pid}/rollouts", {"seeds": [0], "video": True, "max_steps": 20})
+    assert status == 429 and refused["error"]["code"] == "video_limit"
+    assert http("POST", url, {"steps": 30, "seed": 200})[0] == 200  # one of its videos: still answered
+    stats = http("GET", f"{app['api']}/stats")[1]
+    assert stats["renders_active"] == 0 and 0 < stats["video_jobs"] <= 256
+
+
+def test_job_table_forgets_the_oldest_finished_jobs_first():
+    from mprl.serve.app import JobTable
+
+    table = JobTable(3)
+    for i, state in enumerate(["done", "running", "failed"]):
+        assert table.add({"job_id": f"j{i}", "state": state})
+    assert table.add({"job_id": "j3", "state": "queued"}) and table.get("j0") is None and len(table) == 3
+    assert table.add({"job_id": "j4", "state": "queued"}) and table.get("j2") is None  # the next finished one
+    assert not table.add({"job_id": "j5", "state": "queued"})  # only unfinished jobs left: refused
+    assert [table.get(k)["state"] for k in ("j1", "j3", "j4")] == ["running", "queued", "queued"]
+
+
+def test_unknown_ids_rescan_the_catalogue_at_most_once_a_second(app):
+    before = http("GET", f"{app['api']}/stats")[1]["catalog_rescans"]
+    t0 = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda i: http("POST", f"{app['api']}/policies/ck-{i:010d}/act", {"observation": [0.0] * 4})[0], range(300)))
+    elapsed = time.monotonic() - t0
+    health = http("GET", f"{app['api']}/health")[0]
+    rescans = http("GET", f"{app['api']}/stats")[1]["catalog_rescans"] - before
+    assert set(answers) == {404} and health == 200
+    assert 1 <= rescans <= elapsed + 2, (rescans, elapsed)
+
+
+def test_soak_10k_act_requests_from_16_clients(app):
+    """10,000 `act` requests from 16 keep-alive clients on 127.0.0.1: no error; p50/p99 printed."""
+    import asyncio
+
+    from mprl.bench_serve import Conn, post_request
+
+    pid = app["checkpoints"][0]
+    host, port = app["url"].split("//")[1].split(":")
+    request = post_request(host, int(port), f"/api/v1/policies/{pid}/act", {"observation": [0.01, -0.02, 0.03, 0.0]})
+    clients, per_client = 16, 625
+    latencies: list[float] = []
+    errors: list[tuple[int, bytes]] = []
+
+    async def client() -> None:
+        conn = await Conn.open(host, int(port))
+        try:
+            for _ in range(per_client):
+                t = time.perf_counter()
+                status, body = await conn.send(request)
+                latencies.append(time.perf_counter() - t)
+                if status != 200 or b'"action"' not in body:
+                    errors.append((status, body[:200]))
+        finally:
+            conn.close()
+
+    async def main() -> float:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(clients)))
+        return time.perf_counter() - t0
+
+    wall = asyncio.run(main())
+    p50, p99 = (float(np.percentile(latencies, q)) * 1000 for q in (50, 99))
+    print(f"\nsoak: {len(latencies):,} act requests, 16 clients, {wall:.1f} s ({len(latencies) / wall:,.0f}/s), "
+          f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, {len(errors)} errors")
+    assert len(latencies) == 10_000 and not errors, errors[:3]

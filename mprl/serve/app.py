@@ -9,12 +9,21 @@ Two deployments, both with `num_cpus=0` so that they never hold CPUs Tune trials
   process so that `act` latency does not depend on a video being rendered.
 
 Only checkpoints and videos registered in the lineage can be loaded: requests name ids
-(`ck-…`, `vid-…`, run ids), which `Catalog` maps to the paths the lineage recorded.
+(`ck-…`, `vid-…`, run ids), which `Catalog` maps to the paths the lineage recorded; HTTP never
+accepts a path. Checkpoints are pickles: serve only runs you trust.
+
+Limits the server holds (`ServeSettings`): the request body's size, checked on its
+Content-Length and while it is read, before it is parsed; environment ids, which must be
+registered ids (a `module:Name` id would make Gymnasium import a module a client chose);
+videos made on demand (per policy, identical requests reuse the same file), the video job
+table and the renders running at once; catalogue rescans (off the event loop, at most one a
+second); and, when bound to anything but loopback, a token on every request.
 """
 
 
 import asyncio
 import collections
+import hmac
 import inspect
 import json
 import logging
@@ -34,7 +43,7 @@ from starlette.types import Receive, Scope, Send
 
 from mprl import __version__
 from mprl.errors import MprlError
-from mprl.lineage.store import stored_path
+from mprl.lineage.store import short_hash, stored_path
 from mprl.serve.catalog import Catalog, clean, lineage_graph, policy_record
 from mprl.serve.errors import ApiError, error_response, install_handlers, parse_json
 
@@ -45,6 +54,7 @@ STATIC = Path(__file__).parent / "static"
 STATIC_FILES = {"app.js": "text/javascript", "style.css": "text/css", "index.html": "text/html"}
 MAX_BODY_BYTES = 8 * 1024 * 1024
 LOG_CONFIG = {"enable_access_log": False, "log_level": "WARNING"}
+ON_DEMAND_SOURCES = ("serve", "rollouts")  # videos the server made (training and `mprl video` ones are not capped)
 
 
 @dataclass
@@ -59,6 +69,11 @@ class ServeSettings:
     max_episodes: int = 20  # episodes per `rollouts` request
     max_video_steps: int = 10_000
     policy_cache: int = 32  # RL modules kept loaded
+    max_body_bytes: int = MAX_BODY_BYTES  # request bodies above this are refused unread (413)
+    max_videos_per_policy: int = 16  # videos made on demand per policy (identical requests reuse theirs)
+    max_render_jobs: int = 2  # videos (jobs and rollout videos) queued or rendering at once; more → 429
+    max_video_jobs: int = 256  # video jobs remembered; the oldest finished ones are forgotten first
+    token: str | None = None  # required on every request when set (always set off loopback: see `resolve_token`)
     batch_wait_s: float = 0.0  # `serve.batch` takes what is queued: no added latency for a lone client
     proxy_port: int | None = None  # Serve's proxy, with direct ingress (default port + 1)
 
@@ -96,10 +111,18 @@ def _object(data: Any, allowed: set[str]) -> dict[str, Any]:
 
 
 def _env_arg(data: dict[str, Any]) -> str | None:
+    """A registered environment id (or None): never a `module:Name` id, which would import a module."""
+    from mprl.envs import registered_env_id
+
     env = data.get("env")
-    if env is not None and (not isinstance(env, str) or not env or len(env) > 200):
+    if env is None:
+        return None
+    if not isinstance(env, str) or not env or len(env) > 200:
         raise ApiError(422, "invalid_request", f"'env' must be a Gymnasium environment id such as 'HalfCheetah-v5', got {json.dumps(env)}.")
-    return env
+    try:
+        return registered_env_id(env)
+    except MprlError as e:
+        raise ApiError(422, "unknown_environment", str(e)) from None
 
 
 def observations(data: Any, obs_shape: tuple[int, ...], max_batch: int, policy_id: str) -> tuple[np.ndarray, bool]:
@@ -156,6 +179,7 @@ class PolicyCache:
 
 ACT_PREFIX, ACT_SUFFIX = f"{API}/policies/", "/act"
 JSON_HEADERS = [(b"content-type", b"application/json")]
+TOKEN_COOKIE = "mprl_token"
 
 
 def act_policy_id(scope: Scope) -> str | None:
@@ -172,16 +196,81 @@ def act_policy_id(scope: Scope) -> str | None:
     return policy_id if policy_id and "/" not in policy_id else None  # '/' in it: FastAPI's 404, as before
 
 
-async def read_body(receive: Receive) -> bytes | None:
-    """The whole request body from ASGI `receive`; None if the client disconnected first."""
+def _too_large(size: int | str, limit: int) -> ApiError:
+    return ApiError(413, "body_too_large", f"The request body is {size} bytes; the limit is {limit}. Send smaller batches.")
+
+
+def declared_length(scope: Scope) -> int | None:
+    """The request's Content-Length, if it sent a valid one."""
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+def limited_receive(receive: Receive, limit: int) -> Receive:
+    """`receive` that raises a 413 ApiError as soon as the body read so far exceeds `limit`
+    (for bodies sent without a Content-Length, or with a false one)."""
+    seen = 0
+
+    async def wrapped() -> dict[str, Any]:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise _too_large(f"more than {limit}", limit)
+        return message
+
+    return wrapped
+
+
+async def read_body(receive: Receive, limit: int = MAX_BODY_BYTES) -> bytes | None:
+    """The whole request body from ASGI `receive`, refused (413) once it exceeds `limit`; None
+    if the client disconnected first."""
     chunks = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             return None
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(f"more than {limit}", limit)
+        chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+def _token_of(scope: Scope) -> str | None:
+    """The token a request carries: `Authorization: Bearer …`, `X-Mprl-Token`, or the page's cookie."""
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization" and value[:7].lower() == b"bearer ":
+            return value[7:].decode("latin-1").strip()
+        if name == b"x-mprl-token":
+            return value.decode("latin-1").strip()
+        if name == b"cookie":
+            for part in value.decode("latin-1").split(";"):
+                key, _, val = part.strip().partition("=")
+                if key == TOKEN_COOKIE:
+                    return val
+    return None
+
+
+def _query_token(scope: Scope) -> str | None:
+    from urllib.parse import parse_qs
+
+    values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token")
+    return values[0] if values else None
+
+
+async def _send_json(send: Send, status: int, payload: bytes, extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": [*JSON_HEADERS, (b"content-length", b"%d" % len(payload)), *(extra or [])]})
+    await send({"type": "http.response.body", "body": payload})
 
 
 class MprlApp(FastAPI):
@@ -199,16 +288,42 @@ class MprlApp(FastAPI):
     """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        policy_id = act_policy_id(scope)
-        if policy_id is not None:
-            try:
-                service = serve.get_replica_context().servable_object  # this replica's PolicyService
-            except RayServeException:  # not inside a Serve replica: FastAPI's route answers
-                service = None
-            if service is not None:
+        try:
+            service = serve.get_replica_context().servable_object  # this replica's PolicyService
+        except RayServeException:  # not inside a Serve replica: FastAPI's route answers
+            service = None
+        if service is not None and scope["type"] == "http":
+            settings = service.settings
+            if settings.token and not await self._authorized(scope, send, settings.token):
+                return
+            length = declared_length(scope)
+            if length is not None and length > settings.max_body_bytes:  # refused before a byte of it is read
+                e = _too_large(length, settings.max_body_bytes)
+                await _send_json(send, e.status, error_response(e.status, e.code, e.message).body, [(b"connection", b"close")])
+                return
+            policy_id = act_policy_id(scope)
+            if policy_id is not None:
                 await service.act_asgi(policy_id, receive, send)
                 return
+            receive = limited_receive(receive, settings.max_body_bytes)
         await super().__call__(scope, receive, send)
+
+    @staticmethod
+    async def _authorized(scope: Scope, send: Send, token: str) -> bool:
+        """Every request carries the token; the page gets it once as `/?token=…` (then a cookie)."""
+        given = _token_of(scope)
+        if given is not None and hmac.compare_digest(given.encode(), token.encode()):
+            return True
+        query = _query_token(scope)
+        if scope["path"] == "/" and query is not None and hmac.compare_digest(query.encode(), token.encode()):
+            cookie = f"{TOKEN_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/".encode()
+            await send({"type": "http.response.start", "status": 303, "headers": [(b"location", b"/"), (b"set-cookie", cookie), (b"content-length", b"0")]})
+            await send({"type": "http.response.body", "body": b""})
+            return False
+        e = ApiError(401, "token_required", "This server needs its access token on every request: send `Authorization: Bearer TOKEN` "
+                     "(or open the page once as /?token=TOKEN). `mprl serve` printed the token and the file that holds it.")
+        await _send_json(send, e.status, error_response(e.status, e.code, e.message).body, [(b"www-authenticate", b"Bearer")])
+        return False
 
 
 app = MprlApp(title="mprl", version=__version__, docs_url=f"{API}/docs", openapi_url=f"{API}/openapi.json", redoc_url=None)
@@ -223,6 +338,36 @@ def cached_signature(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+class JobTable:
+    """Video jobs by id, at most `size` of them: the oldest finished jobs are forgotten first; a
+    table full of unfinished jobs takes no new one (the render bound keeps that from happening)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.items: collections.OrderedDict[str, dict[str, Any]] = collections.OrderedDict()
+
+    def get(self, job_id: str) -> dict[str, Any] | None:
+        return self.items.get(job_id)
+
+    def add(self, job: dict[str, Any]) -> bool:
+        """Keep `job` (replacing one of the same id); False if the table is full of unfinished jobs."""
+        self.items.pop(job["job_id"], None)
+        while len(self.items) >= self.size:
+            old = next((k for k, j in self.items.items() if j["state"] in ("done", "failed")), None)
+            if old is None:
+                return False
+            del self.items[old]
+        self.items[job["job_id"]] = job
+        return True
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+def _busy(limit: int) -> dict[str, Any]:
+    return {"refused": {"status": 429, "code": "render_busy", "message": f"{limit} video(s) are queued or rendering, this server's limit: retry in a while, or poll the jobs you started."}}
+
+
 @serve.deployment(ray_actor_options={"num_cpus": 0}, max_ongoing_requests=16, logging_config=LOG_CONFIG)
 class MediaWorker:
     """Rollouts and videos, in worker threads; video jobs report progress while they run."""
@@ -232,8 +377,9 @@ class MediaWorker:
 
         torch.set_num_threads(1)
         self.settings = ServeSettings(**settings)
-        self.jobs: dict[str, dict[str, Any]] = {}
+        self.jobs = JobTable(self.settings.max_video_jobs)
         self.render = asyncio.Semaphore(1)  # one render at a time: it is CPU-bound anyway
+        self.active = 0  # videos queued or rendering (≤ settings.max_render_jobs)
         self.policies = PolicyCache(8)
 
     def _refs(self, policy: Any, record: dict[str, Any], env_id: str) -> tuple[float, float] | None:
@@ -262,10 +408,16 @@ class MediaWorker:
         env_id = req["env"] or policy.env
         refs = self._refs(policy, req, env_id) if env_id else None
         video_path = Path(req["video_path"]) if req.get("video_path") else None
+        if video_path is not None and self.active >= self.settings.max_render_jobs:
+            return _busy(self.settings.max_render_jobs)
         try:
             if video_path is not None:
-                async with self.render:
-                    out = await asyncio.to_thread(rollouts, policy, env_id, req["seeds"], max_steps=req["max_steps"], video_path=video_path, refs=refs)
+                self.active += 1
+                try:
+                    async with self.render:
+                        out = await asyncio.to_thread(rollouts, policy, env_id, req["seeds"], max_steps=req["max_steps"], video_path=video_path, refs=refs)
+                finally:
+                    self.active -= 1
             else:
                 out = await asyncio.to_thread(rollouts, policy, env_id, req["seeds"], max_steps=req["max_steps"], refs=refs)
         except MprlError as e:
@@ -280,10 +432,14 @@ class MediaWorker:
         job_id = req["job_id"]
         job = self.jobs.get(job_id)
         if job is not None and (job["state"] in ("queued", "running") or (job["state"] == "done" and Path(req["video_path"]).is_file())):
-            return job
+            return job  # an identical request joins the job, or reuses its video
+        if self.active >= self.settings.max_render_jobs:
+            return _busy(self.settings.max_render_jobs)
         job = {"job_id": job_id, "policy_id": req["policy_id"], "state": "queued", "frames": 0, "total": req["steps"],
                "video_id": None, "error": None, "started_at": time.time(), "seconds": None}
-        self.jobs[job_id] = job
+        if not self.jobs.add(job):
+            return _busy(self.settings.max_render_jobs)
+        self.active += 1
         asyncio.get_running_loop().create_task(self._record(job, req))
         return job
 
@@ -305,9 +461,14 @@ class MediaWorker:
         except Exception as e:  # noqa: BLE001 - reported to the client through the job's status
             logger.warning("video job %s failed: %s", job["job_id"], e)
             job.update(state="failed", error=str(e) if isinstance(e, MprlError) else f"{type(e).__name__}: {e}")
+        finally:
+            self.active -= 1
 
     async def job(self, job_id: str) -> dict[str, Any] | None:
         return self.jobs.get(job_id)
+
+    async def stats(self) -> dict[str, int]:
+        return {"video_jobs": len(self.jobs), "renders_active": self.active}
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0}, max_ongoing_requests=512, logging_config=LOG_CONFIG)
@@ -323,12 +484,22 @@ class PolicyService:
         self.policies = PolicyCache(self.settings.policy_cache)
         self._act_batch.set_batch_wait_timeout_s(self.settings.batch_wait_s)
         self.stats = {"act_requests": 0, "act_observations": 0, "act_batches": 0, "act_largest_batch": 0}
+        self.rescanned_jobs: set[str] = set()
 
     # ---- helpers
-    def _checkpoint(self, policy_id: str) -> tuple[Path, dict[str, Any]]:
+    async def _find(self, kind: str, key: str) -> Any:
+        """An id from the catalogue's index; a miss rescans (rate-limited) in a worker thread,
+        never on the event loop that answers `act`."""
+        found = self.catalog.cached(kind, key)
+        if found is None and self.catalog.due():
+            await asyncio.to_thread(self.catalog.rescan)
+            found = self.catalog.cached(kind, key)
+        return found
+
+    async def _checkpoint(self, policy_id: str) -> tuple[Path, dict[str, Any]]:
         if not isinstance(policy_id, str) or not policy_id.startswith("ck-") or len(policy_id) > 64:
             raise _unknown_policy(policy_id)
-        found = self.catalog.checkpoint(policy_id)
+        found = await self._find("checkpoints", policy_id)
         if found is None:
             raise _unknown_policy(policy_id)
         return found
@@ -337,14 +508,14 @@ class PolicyService:
         policy = self.policies.items.get(policy_id)
         if policy is not None:
             return policy
-        run_dir, record = self._checkpoint(policy_id)
+        run_dir, record = await self._checkpoint(policy_id)
         try:
             return await self.policies.get(policy_id, stored_path(run_dir, record["path"]))
         except MprlError as e:
             raise ApiError(409, "checkpoint_unloadable", f"Policy {policy_id} is registered but cannot be loaded: {e}") from None
 
-    def _run_dir(self, run_id: str) -> Path:
-        run_dir = self.catalog.run_dir(run_id)
+    async def _run_dir(self, run_id: str) -> Path:
+        run_dir = await self._find("runs", run_id)
         if run_dir is None:
             raise ApiError(404, "unknown_run", f"No run {run_id!r} under this server's storage path. List runs with GET {API}/runs.")
         return run_dir
@@ -374,8 +545,8 @@ class PolicyService:
     async def act_body(self, policy_id: str, body: bytes) -> bytes:
         """The JSON answer of `act` to a request body (raises ApiError); `serve.batch` joins concurrent calls."""
         policy = await self._policy(policy_id)
-        if len(body) > MAX_BODY_BYTES:
-            raise ApiError(413, "body_too_large", f"The request body is {len(body)} bytes; the limit is {MAX_BODY_BYTES}. Send smaller batches.")
+        if len(body) > self.settings.max_body_bytes:
+            raise _too_large(len(body), self.settings.max_body_bytes)
         obs, single = observations(parse_json(body), policy.obs_shape, self.settings.max_batch, policy_id)
         self.stats["act_requests"] += 1
         self.stats["act_observations"] += len(obs)
@@ -388,7 +559,7 @@ class PolicyService:
     async def act_asgi(self, policy_id: str, receive: Receive, send: Send) -> None:
         """`act` as a bare ASGI handler (see `MprlApp`): the same answers and errors as the route below."""
         try:
-            body = await read_body(receive)
+            body = await read_body(receive, self.settings.max_body_bytes)
             if body is None:
                 return  # the client went away: nobody to answer
             status, payload = 200, await self.act_body(policy_id, body)
@@ -397,8 +568,7 @@ class PolicyService:
         except Exception as e:  # as install_handlers' catch-all: a JSON 500, and the server keeps serving
             logger.exception("unexpected error on POST %s%s%s", ACT_PREFIX, policy_id, ACT_SUFFIX)
             status, payload = 500, error_response(500, "internal_error", f"The server failed on this request ({type(e).__name__}: {e}). It keeps serving; report this with the request that caused it.").body
-        await send({"type": "http.response.start", "status": status, "headers": [*JSON_HEADERS, (b"content-length", b"%d" % len(payload))]})
-        await send({"type": "http.response.body", "body": payload})
+        await _send_json(send, status, payload)
 
     # Registered first on purpose: Serve looks up the route of every request (for its metrics) by
     # trying the app's routes in order: with the hot route first that is one match instead of ten.
@@ -412,7 +582,10 @@ class PolicyService:
         s = self.settings
         return json_response({
             "service": "mprl", "api": "v1", "version": __version__,
-            "limits": {"max_batch": s.max_batch, "max_episodes": s.max_episodes, "max_video_steps": s.max_video_steps},
+            "limits": {"max_batch": s.max_batch, "max_episodes": s.max_episodes, "max_video_steps": s.max_video_steps,
+                       "max_body_bytes": s.max_body_bytes, "max_videos_per_policy": s.max_videos_per_policy,
+                       "max_render_jobs": s.max_render_jobs, "max_video_jobs": s.max_video_jobs},
+            "token_required": bool(s.token),
             "video_steps": s.video_steps,
             "endpoints": [
                 "GET /api/v1/health", "GET /api/v1/stats", "GET /api/v1/runs", "GET /api/v1/runs/{run_id}", "GET /api/v1/runs/{run_id}/curves",
@@ -431,7 +604,8 @@ class PolicyService:
     @app.get(f"{API}/stats")
     async def get_stats(self) -> Response:
         """Counters of this replica: `act` requests and the server-side batches they were served in."""
-        return json_response({**self.stats, "policies_loaded": list(self.policies.items)})
+        media = await self.worker.stats.remote()
+        return json_response({**self.stats, **media, "catalog_rescans": self.catalog.rescans, "policies_loaded": list(self.policies.items)})
 
     @app.get(f"{API}/runs")
     async def runs(self) -> Response:
@@ -441,7 +615,7 @@ class PolicyService:
     async def run(self, run_id: str) -> Response:
         from mprl.lineage import LineageStore
 
-        run_dir = self._run_dir(run_id)
+        run_dir = await self._run_dir(run_id)
 
         def read() -> dict[str, Any]:
             with LineageStore(run_dir, readonly=True) as store:
@@ -465,7 +639,7 @@ class PolicyService:
         from mprl.lineage import LineageStore
         from mprl.lineage.curves import curve_data
 
-        run_dir = self._run_dir(run_id)
+        run_dir = await self._run_dir(run_id)
 
         def read() -> dict[str, Any]:
             with LineageStore(run_dir, readonly=True) as store:
@@ -477,7 +651,7 @@ class PolicyService:
     async def lineage(self, run_id: str) -> Response:
         from mprl.lineage import LineageStore
 
-        run_dir = self._run_dir(run_id)
+        run_dir = await self._run_dir(run_id)
 
         def read() -> dict[str, Any]:
             with LineageStore(run_dir, readonly=True) as store:
@@ -488,19 +662,19 @@ class PolicyService:
     @app.get(f"{API}/policies")
     async def list_policies(self, run: str | None = None) -> Response:
         if run is not None:
-            self._run_dir(run)
+            await self._run_dir(run)
         return json_response({"policies": await asyncio.to_thread(self.catalog.policies, run)})
 
     @app.get(f"{API}/policies/{{policy_id}}")
     async def describe_policy(self, policy_id: str) -> Response:
-        _, record = self._checkpoint(policy_id)
+        _, record = await self._checkpoint(policy_id)
         policy = await self._policy(policy_id)
-        vids = [p["videos"] for p in self.catalog.policies(record["run_id"]) if p["policy_id"] == policy_id]
+        vids = [p["videos"] for p in await asyncio.to_thread(self.catalog.policies, record["run_id"]) if p["policy_id"] == policy_id]
         return json_response({**policy_record(record, vids[0] if vids else []), **policy.describe()})
 
     @app.post(f"{API}/policies/{{policy_id}}/rollouts")
     async def rollouts(self, policy_id: str, request: Request) -> Response:
-        run_dir, record = self._checkpoint(policy_id)
+        run_dir, record = await self._checkpoint(policy_id)
         s = self.settings
         body = await request.body()
         data = _object(parse_json(body) if body else {}, {"seeds", "episodes", "seed", "env", "max_steps", "video"})
@@ -523,14 +697,18 @@ class PolicyService:
         env_id = _env_arg(data)
         await self._policy(policy_id)  # a 409 now rather than a failure in the worker
         path = stored_path(run_dir, record["path"])
-        env_name = (env_id or record["env"]).replace("/", "_").replace(":", "_")
-        video_path = run_dir / "videos" / f"{policy_id}-{env_name}-rollouts-{seeds[0]}x{len(seeds)}-{int(time.time())}.mp4" if video else None
+        env_name = (env_id or record["env"]).replace("/", "_")
+        video_path = None
+        if video:  # one file per distinct request: a repeated request re-renders the same file
+            video_path = run_dir / "videos" / f"{policy_id}-{env_name}-rollouts-{short_hash(seeds, max_steps)}.mp4"
+            await self._check_video_cap(run_dir, policy_id, video_path)
         out = await self.worker.rollouts.remote({
             "policy_id": policy_id, "run_id": record["run_id"], "checkpoint": str(path), "run_dir": str(run_dir), "env": env_id,
             "seeds": seeds, "max_steps": max_steps, "video_path": str(video_path) if video_path else None,
         })
-        if "error" in out:
-            raise ApiError(out["error"]["status"], out["error"]["code"], out["error"]["message"])
+        for key in ("error", "refused"):
+            if key in out:
+                raise ApiError(out[key]["status"], out[key]["code"], out[key]["message"])
         out.pop("video_path", None)
         if out.get("video_id"):
             out["video_url"] = f"{API}/videos/{out['video_id']}"
@@ -538,31 +716,52 @@ class PolicyService:
 
     @app.post(f"{API}/policies/{{policy_id}}/videos")
     async def make_video(self, policy_id: str, request: Request) -> Response:
-        """A video of the policy: an existing one at once (200), else a recording job (202) to poll."""
+        """A video of the policy: an existing one of the same settings at once (200), else a
+        recording job (202) to poll."""
         from mprl.lineage import LineageStore
-        from mprl.lineage.store import short_hash
 
-        run_dir, record = self._checkpoint(policy_id)
+        run_dir, record = await self._checkpoint(policy_id)
         body = await request.body()
         data = _object(parse_json(body) if body else {}, {"steps", "seed", "env", "force"})
         steps = _int(data, "steps", self.settings.video_steps, 1, self.settings.max_video_steps)
         seed = _int(data, "seed", 0, 0, 2**32 - 1)
         env_id = _env_arg(data) or record["env"]
         await self._policy(policy_id)
-        env_name = env_id.replace("/", "_").replace(":", "_")
+        env_name = env_id.replace("/", "_")
         video_path = run_dir / "videos" / f"{policy_id}-{env_name}-s{seed}-{steps}.mp4"
-        with LineageStore(run_dir, readonly=True) as store:
-            path = store.abs(record["path"])
-            existing = [v for v in store.videos(policy_id) if v["env"] == env_id and v["steps"] == steps and store.abs(v["path"]).is_file()]
-        if existing and not data.get("force"):
+
+        def existing_videos() -> list[dict[str, Any]]:
+            with LineageStore(run_dir, readonly=True) as store:
+                return [v for v in store.videos(policy_id) if Path(store.abs(v["path"])) == video_path and video_path.is_file()]
+
+        existing = await asyncio.to_thread(existing_videos)
+        if existing and not data.get("force"):  # the same request as before: its video
             v = existing[-1]
             return json_response({"state": "done", "video_id": v["video_id"], "video_url": f"{API}/videos/{v['video_id']}", "existing": True})
+        await self._check_video_cap(run_dir, policy_id, video_path)
+        path = stored_path(run_dir, record["path"])
         job_id = "job-" + short_hash(policy_id, env_id, steps, seed, bool(data.get("force")) and time.time())
         job = await self.worker.start_video.remote({
             "job_id": job_id, "policy_id": policy_id, "run_id": record["run_id"], "checkpoint": str(path), "run_dir": str(run_dir),
             "env": env_id, "steps": steps, "seed": seed, "video_path": str(video_path),
         })
+        if "refused" in job:
+            raise ApiError(job["refused"]["status"], job["refused"]["code"], job["refused"]["message"])
         return json_response(self._job_view(job), status=202 if job["state"] != "done" else 200)
+
+    async def _check_video_cap(self, run_dir: Path, policy_id: str, video_path: Path) -> None:
+        """At most `max_videos_per_policy` on-demand video files per policy; re-making one of them is free."""
+        from mprl.lineage import LineageStore
+
+        def on_demand() -> set[Path]:
+            with LineageStore(run_dir, readonly=True) as store:
+                return {Path(store.abs(v["path"])) for v in store.videos(policy_id) if v["source"] in ON_DEMAND_SOURCES}
+
+        made = await asyncio.to_thread(on_demand)
+        cap = self.settings.max_videos_per_policy
+        if video_path not in made and len(made) >= cap:
+            raise ApiError(429, "video_limit", f"Policy {policy_id} has {len(made)} videos made on demand, this server's limit of {cap}: "
+                           f"watch one of them (GET {API}/policies/{policy_id} lists them), or ask again with the settings of one.")
 
     def _job_view(self, job: dict[str, Any]) -> dict[str, Any]:
         view = {**job, "status_url": f"{API}/videos/jobs/{job['job_id']}"}
@@ -575,12 +774,15 @@ class PolicyService:
         job = await self.worker.job.remote(job_id)
         if job is None:
             raise ApiError(404, "unknown_job", f"No video job {job_id!r} (jobs are kept until the server restarts). Start one with POST {API}/policies/{{policy_id}}/videos.")
-        if job["state"] == "done":
-            self.catalog.rescan(force=True)
+        if job["state"] == "done" and job_id not in self.rescanned_jobs:  # its video becomes fetchable at once
+            self.rescanned_jobs.add(job_id)
+            await asyncio.to_thread(self.catalog.rescan, True)
         return json_response(self._job_view(job))
 
-    def _video(self, video_id: str) -> tuple[Path, dict[str, Any]]:
-        found = self.catalog.video(video_id) if isinstance(video_id, str) and video_id.startswith("vid-") else None
+    async def _video(self, video_id: str) -> tuple[Path, dict[str, Any]]:
+        found = None
+        if isinstance(video_id, str) and video_id.startswith("vid-") and await self._find("videos", video_id) is not None:
+            found = await asyncio.to_thread(self.catalog.video, video_id)  # re-read: it may have been re-recorded
         if found is None:
             raise ApiError(404, "unknown_video", f"No video {video_id!r} in the lineage. A policy's videos are listed by GET {API}/policies/{{policy_id}}; make one with POST {API}/policies/{{policy_id}}/videos.")
         run_dir, row = found
@@ -591,12 +793,12 @@ class PolicyService:
 
     @app.get(f"{API}/videos/{{video_id}}/info")
     async def video_info(self, video_id: str) -> Response:
-        path, row = self._video(video_id)
+        path, row = await self._video(video_id)
         return json_response({**{k: v for k, v in row.items() if k != "path"}, "bytes": path.stat().st_size, "url": f"{API}/videos/{video_id}"})
 
     @app.get(f"{API}/videos/{{video_id}}")
     async def video_file(self, video_id: str) -> Response:
-        path, _ = self._video(video_id)
+        path, _ = await self._video(video_id)
         return FileResponse(path, media_type="video/mp4", headers={"Cache-Control": "no-cache"})
 
     # ---- the page
@@ -609,6 +811,46 @@ class PolicyService:
         if name not in STATIC_FILES:
             raise ApiError(404, "not_found", f"No static file {name!r}.")
         return FileResponse(STATIC / name, media_type=STATIC_FILES[name], headers={"Cache-Control": "no-cache"})
+
+
+DEFAULT_TOKEN_FILE = Path("~/.mprl/serve-token")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding `host` serves this machine only."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: assume reachable from elsewhere
+
+
+def resolve_token(host: str, token: str | None, token_file: str | Path | None = None) -> tuple[str | None, Path | None]:
+    """The token the server requires → (token, the file it was stored in, if generated).
+
+    A given token is used as is. Bound to anything but loopback, a server without one would let
+    anyone who can reach it load policies and render videos, so one is generated and stored
+    in `token_file` (default ~/.mprl/serve-token) with mode 600 for clients on this machine.
+    """
+    import secrets
+
+    if token:
+        return token, None
+    if is_loopback(host):
+        return None, None
+    path = Path(token_file or DEFAULT_TOKEN_FILE).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # an existing file keeps its mode on O_CREAT: set it
+        os.write(fd, token.encode())
+    finally:
+        os.close(fd)
+    return token, path
 
 
 def build_app(settings: ServeSettings) -> Any:
@@ -679,9 +921,10 @@ def start(settings: ServeSettings, *, wait_s: float = 180.0) -> str:
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
     url = f"http://{host}:{settings.port}"
     deadline = time.monotonic() + wait_s
+    headers = {"Authorization": f"Bearer {settings.token}"} if settings.token else {}
     while True:
         try:
-            with urllib.request.urlopen(f"{url}{API}/health", timeout=5) as r:
+            with urllib.request.urlopen(urllib.request.Request(f"{url}{API}/health", headers=headers), timeout=5) as r:
                 if r.status == 200:
                     return url
         except OSError:

@@ -3,7 +3,9 @@
 An HTTP request names a run id, a checkpoint id (`ck-…`) or a video id (`vid-…`), never a
 path; ids are looked up here and only paths the lineage recorded are ever opened. The
 index is rebuilt when an id is not found (new checkpoints appear while a run trains), at
-most once a second, so a stream of unknown ids cannot make the server rescan constantly.
+most once a second, so a stream of unknown ids cannot make the server rescan constantly;
+the Serve app looks ids up in memory (`cached`) on its event loop and runs rescans, which
+open every run's SQLite file, in a worker thread.
 """
 
 from __future__ import annotations
@@ -41,12 +43,14 @@ class Catalog:
         self._checkpoints: dict[str, tuple[Path, dict[str, Any]]] = {}
         self._videos: dict[str, tuple[Path, dict[str, Any]]] = {}
         self._scanned = 0.0
+        self.rescans = 0  # how many times the index was rebuilt (the app's /stats reports it)
         self.rescan(force=True)
 
     def rescan(self, force: bool = False) -> None:
         with self._lock:
             if not force and time.monotonic() - self._scanned < RESCAN_INTERVAL_S:
                 return
+            self.rescans += 1
             runs, cks, vids = {}, {}, {}
             for r in list_runs(self.storage):
                 run_dir = Path(r["run_dir"])
@@ -68,6 +72,14 @@ class Catalog:
             self.rescan()
             found = getattr(self, table).get(key)
         return found
+
+    def cached(self, kind: str, key: str) -> Any:
+        """An id looked up in the current index only ("runs", "checkpoints" or "videos"): no I/O."""
+        return getattr(self, f"_{kind}").get(key)
+
+    def due(self) -> bool:
+        """Whether a rescan would run now (the rate limit allows it)."""
+        return time.monotonic() - self._scanned >= RESCAN_INTERVAL_S
 
     def run_dir(self, run_id: str) -> Path | None:
         return self._get("_runs", run_id)

@@ -15,14 +15,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import ray
     from ray import serve
 
-    from mprl.serve.app import ServeSettings, check_ports, enable_direct_ingress, start
+    from mprl.serve.app import ServeSettings, check_ports, enable_direct_ingress, resolve_token, start
 
     _local_storage(args.storage_path)
     storage = Path(args.storage_path)
     if not storage.is_dir():
         print(f"mprl serve: note: {storage} does not exist yet; runs will appear when `mprl run` writes there.")
+    token, token_file = resolve_token(args.host, args.token or os.environ.get("MPRL_SERVE_TOKEN"), args.token_file)
     settings = ServeSettings(storage_path=str(storage.resolve()), host=args.host, port=args.port, video_steps=args.video_steps,
-                             max_batch=args.max_batch, max_episodes=args.max_episodes, proxy_port=args.proxy_port)
+                             max_batch=args.max_batch, max_episodes=args.max_episodes, proxy_port=args.proxy_port,
+                             max_videos_per_policy=args.max_videos_per_policy, max_render_jobs=args.max_render_jobs, token=token)
     address = args.address or os.environ.get("RAY_ADDRESS")
     if address:  # a cluster started elsewhere: its Serve settings are its own (proxy on --port)
         ray.init(address=address, log_to_driver=False)
@@ -36,6 +38,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         url = start(settings)
         print(f"mprl serve: {url}/  (API {url}/api/v1, runs from {settings.storage_path}); Ctrl-C stops it", flush=True)
+        if token_file is not None:
+            print(f"mprl serve: bound to {args.host}, so every request needs this token (stored in {token_file}, mode 600):\n"
+                  f"  {token}\n  send `Authorization: Bearer TOKEN`; open the page once as {url}/?token=TOKEN", flush=True)
+        elif token:
+            print(f"mprl serve: every request needs the token given (`Authorization: Bearer TOKEN`; the page: {url}/?token=TOKEN)", flush=True)
         stop.wait()
     finally:
         print("mprl serve: shutting down", flush=True)
@@ -104,6 +111,10 @@ def add_subparser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--video-steps", type=int, default=1000, help="frames of a video made on demand from the page")
     s.add_argument("--max-batch", type=int, default=1024, help="most observations in one act request")
     s.add_argument("--max-episodes", type=int, default=20, help="most episodes in one rollouts request")
+    s.add_argument("--token", help="access token every request must carry (default: none on loopback; generated off loopback). Also MPRL_SERVE_TOKEN")
+    s.add_argument("--token-file", default=None, help="where a generated token is stored, mode 600 (default ~/.mprl/serve-token)")
+    s.add_argument("--max-videos-per-policy", type=int, default=16, help="videos made on demand per policy (identical requests reuse theirs)")
+    s.add_argument("--max-render-jobs", type=int, default=2, help="videos queued or rendering at once; more are answered 429")
     s.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else an embedded local Ray)")
     s.add_argument("--num-cpus", type=int, default=None, help="CPUs of the embedded local Ray")
     s.set_defaults(func=cmd_serve)
