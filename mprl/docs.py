@@ -28,7 +28,7 @@ def settings_table(name: str) -> str:
 
     rows = ["| setting | type | default | meaning |", "|---|---|---|---|"]
     for setting, kind, default, meaning in get_algorithm(name).settings.table():
-        rows.append(f"| `{setting}` | {kind} | `{default}` | {meaning.replace('|', '/')} |")
+        rows.append(f"| `{setting}` | {kind.replace('|', chr(92) + '|')} | `{default}` | {meaning.replace('|', chr(92) + '|')} |")
     return "\n".join(rows)
 
 
@@ -40,13 +40,17 @@ def blocks() -> dict[str, str]:
     return out
 
 
-_BLOCK = re.compile(r"(<!-- mprl:(?P<name>[\w:]+) -->\n)(?P<body>.*?)(\n<!-- /mprl:(?P=name) -->)", re.S)
+_BLOCK = re.compile(r"(<!-- mprl:(?P<name>[\w:]+) -->\n)(?P<body>.*?)(<!-- /mprl:(?P=name) -->)", re.S)
 
 
 def render(text: str) -> str:
     """`text` with every generated block brought up to date (unknown block names are left as they are)."""
     generated = blocks()
-    return _BLOCK.sub(lambda m: m.group(1) + generated.get(m.group("name"), m.group("body")) + m.group(4), text)
+    def fill(m: re.Match) -> str:
+        name = m.group("name")
+        return m.group(1) + (generated[name] + "\n" if name in generated else m.group("body")) + m.group(4)
+
+    return _BLOCK.sub(fill, text)
 
 
 def block_names(text: str) -> list[str]:

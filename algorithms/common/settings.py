@@ -13,7 +13,7 @@ another paradigm that sets it is refused with a message saying so.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal, Optional
+from typing import Annotated, Any, ClassVar, Literal, Optional, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, conint, conlist, field_validator
 
@@ -76,11 +76,26 @@ class Settings(BaseModel):
         for name, f in cls.model_fields.items():
             if name in cls.unused_settings:
                 continue
-            ann = getattr(f.annotation, "__name__", None) or str(f.annotation).replace("typing.", "")
+            ann = _type_name(f.annotation)
             ps = cls.paradigms_of(name)
             meaning = (f.description or "") + (f" ({'/'.join(ps)} only)" if ps else "")
             rows.append((name, ann, repr(f.default), meaning))
         return rows
+
+
+def _type_name(annotation: Any) -> str:
+    """`float`, `int ≥ 1 list`, `shared|mixed|...`, `float or null` — for people, not for pydantic."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _type_name(get_args(annotation)[0])
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    if origin is Literal:
+        return "|".join(map(str, get_args(annotation)))
+    if origin is Union or (origin is not None and type(None) in get_args(annotation)):
+        return " or ".join(_type_name(a) for a in args) + " or null"
+    if origin in (list, tuple) or getattr(annotation, "__origin__", None) is list:
+        return "list of int" if args and _type_name(args[0]).startswith("int") else "list"
+    return getattr(annotation, "__name__", str(annotation).replace("typing.", ""))
 
 
 class OffPolicySettings(Settings):
