@@ -6,8 +6,10 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -59,8 +61,8 @@ class S3Server:
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory):
     """moto's S3 server in a subprocess; the test process talks to it through the AWS_* variables."""
-    exe = shutil.which("moto_server")
-    assert exe, "moto_server is missing: pip install -e '.[test]' (moto[server])"
+    exe = str(Path(sys.executable).parent / "moto_server")  # this environment's, not another Python's on PATH
+    assert Path(exe).is_file(), f"{exe} is missing: pip install -e '.[test]' (moto[server])"
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

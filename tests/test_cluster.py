@@ -15,6 +15,7 @@ import shutil
 import socket
 import sqlite3
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -31,6 +32,8 @@ from mprl.lineage import LineageError, LineageStore, open_lineage
 
 REPO = Path(__file__).resolve().parents[1]
 CLUSTER = REPO / "cluster"
+BIN = Path(sys.executable).parent  # the programs of this interpreter's environment, not whatever is on PATH
+RAY = str(BIN / "ray")
 RUN_LINE = "run "  # `mprl run` prints "run <run_id>: N phase(s) → <run_dir>" when it starts
 
 
@@ -68,7 +71,7 @@ class Cluster:
         environment; (submission id, the CLI's output)."""
         sid = f"mprl-test-{uuid.uuid4().hex[:8]}"
         runtime_env = {"env_vars": {"MINARI_DATASETS_PATH": str(self.minari), "MUJOCO_GL": "egl", **(env or {})}}
-        cmd = ["ray", "job", "submit", "--submission-id", sid, "--working-dir", ".",
+        cmd = [RAY, "job", "submit", "--submission-id", sid, "--working-dir", ".",
                "--runtime-env-json", json.dumps(runtime_env), *([] if wait else ["--no-wait"]), "--", *entrypoint]
         out = subprocess.run(cmd, cwd=REPO, env=self.env, check=False, capture_output=True, text=True, timeout=timeout)
         assert out.returncode == 0 or wait, f"ray job submit failed:\n{out.stdout}\n{out.stderr}"
@@ -97,11 +100,12 @@ def run_dir_from(logs: str) -> Path:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory) -> Cluster:
-    for tool in ("ray", "setsid"):
-        assert shutil.which(tool), f"{tool} is needed to start a cluster (activate the venv; setsid is in util-linux)"
+    assert Path(RAY).is_file(), f"{RAY} is missing: install mprl into this interpreter's environment (README: Quick start)"
+    assert shutil.which("setsid"), "setsid is needed to start a cluster (util-linux)"
     # Short: Ray's Unix socket paths under the temp dir must stay below 108 bytes.
     cdir = Path(tempfile.mkdtemp(prefix="mprl-c-", dir="/tmp"))
     base = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "MPRL_CLUSTER"))}
+    base["PATH"] = f"{BIN}{os.pathsep}{base.get('PATH', '')}"  # the scripts' `ray` and `python`: this interpreter's, venv activated or not
     scripts_env = {**base, "MPRL_START_TIMEOUT": "150"}
     data = tmp_path_factory.mktemp("cluster_data")
     try:
@@ -159,7 +163,7 @@ def test_head_requires_the_token(cluster):
     # The `ray` CLI takes the token file (env.sh, used by every submit below) or the token itself.
     by_value = {k: v for k, v in cluster.env.items() if k != "RAY_AUTH_TOKEN_PATH"}
     by_value["RAY_AUTH_TOKEN"] = (cluster.dir / "auth_token").read_text()
-    out = subprocess.run(["ray", "job", "list"], env=by_value, check=False, capture_output=True, text=True, timeout=60)
+    out = subprocess.run([RAY, "job", "list"], env=by_value, check=False, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
     nodes = [n for n in cluster.server.nodes() if n["state"] == "ALIVE"]
     assert len(nodes) == 2 and sorted(n["is_head_node"] for n in nodes) == [False, True]
@@ -221,7 +225,7 @@ def _has_checkpoint(logs: str, phase: str) -> bool:
 
 def _stop_job(cluster: Cluster, sid: str) -> None:
     """`ray job stop`, as a user would; the job must end STOPPED."""
-    stop = subprocess.run(["ray", "job", "stop", sid], cwd=REPO, env=cluster.env, check=False, capture_output=True, text=True, timeout=120)
+    stop = subprocess.run([RAY, "job", "stop", sid], cwd=REPO, env=cluster.env, check=False, capture_output=True, text=True, timeout=120)
     assert stop.returncode == 0, stop.stdout + stop.stderr
     assert cluster.server.wait(sid, timeout=60)["status"] == "STOPPED"
 
