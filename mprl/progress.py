@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ray.tune import Callback
+from mprl.axes import BUDGET_KEYS, UNIT_SHORT
 
 
 class PhaseProgress(Callback):
@@ -24,7 +25,7 @@ class PhaseProgress(Callback):
         eta = elapsed / done * (self.budget - done) if done else float("nan")
         score = result.get("normalized_score")
         score_s = f" (norm {score:6.1f})" if score is not None else ""
-        unit = "updates" if self.budget_key == "num_updates_lifetime" else "env steps"
+        unit = UNIT_SHORT["updates" if self.budget_key == BUDGET_KEYS["updates"] else "env_steps"]
         self.write(
             f"[{self.phase}] seed {trial.config.get('seed')}  {unit} {done:>8,}/{self.budget:,}"
             f"  return {result.get('evaluation_return', float('nan')):9.1f}{score_s}"

@@ -23,7 +23,6 @@ from mprl.preflight import check_phase_spaces
 from mprl.spec import ITERATION_SETTINGS, sweep_label
 from mprl.storage import check_writable, dirname, is_uri, join
 
-BUDGET_KEYS = {"updates": "num_updates_lifetime", "env_steps": "num_env_steps_lifetime"}
 
 
 @dataclass

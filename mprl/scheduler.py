@@ -28,14 +28,14 @@ from typing import Any
 
 from ray import tune
 
-from mprl import storage
+from mprl import search, storage
+from mprl.axes import BUDGET_KEYS
 from mprl.catalogue import get_algorithm
 from mprl.errors import CheckpointError, MprlError
 from mprl.lineage import AXES, LINEAGE_FILE, LineageStore, config_hash
 from mprl.lineage.writer import SCHEDULER_NAMESPACE, scheduler_actor_name
 from mprl.progress import PhaseProgress
 from mprl.runner import (
-    BUDGET_KEYS,
     PhaseResult,
     phase_config,
     quiet_tune,
@@ -378,30 +378,17 @@ class Scheduler:
                 aside = storage.join(self.location, f"{node_id}.abandoned-{int(time.time())}")
                 storage.move(exp_path, aside)  # an unrestorable attempt: kept for inspection, never mixed in
                 self.write(f"[{node_id}] an unrestorable earlier attempt moved to {aside}")
+            base_space = param_space
             param_space = dict(param_space)
             param_space["seed"] = tune.grid_search(list(phase.tune.seeds))
-            if phase.sweep:
+            if phase.sweep and not search.is_search(phase):
                 param_space["sweep_point"] = tune.grid_search([{**p, "label": sweep_label(p)} for p in phase.sweep])
-            stop = phase.stop
+            param_space, searching = self._search_config(phase, param_space, metric, budget_key)
             tuner = tune.Tuner(
                 cfg.algo_class,
                 param_space=param_space,
-                tune_config=tune.TuneConfig(max_concurrent_trials=phase.tune.max_concurrent_trials),
-                run_config=tune.RunConfig(
-                    name=node_id,
-                    storage_path=self.location,
-                    stop=PhaseStopper(stop.metric or metric, phase.tune.mode, stop.score, stop.plateau, stop.min_delta),
-                    checkpoint_config=tune.CheckpointConfig(
-                        checkpoint_frequency=1,
-                        checkpoint_at_end=True,
-                        num_to_keep=phase.tune.checkpoint_num_to_keep,
-                        checkpoint_score_attribute=metric if phase.tune.checkpoint_num_to_keep else None,
-                        checkpoint_score_order=phase.tune.mode,
-                    ),
-                    failure_config=tune.FailureConfig(max_failures=phase.tune.max_failures),
-                    callbacks=[LineageCallback(node_id, budget_key, phase.budget_value)],
-                    verbose=0,
-                ),
+                tune_config=tune.TuneConfig(max_concurrent_trials=phase.tune.max_concurrent_trials, **searching),
+                run_config=self._run_config(phase, node_id, node_id, metric, budget_key),
             )
         self.fit_start[node_id] = time.time()
         with quiet_tune():
@@ -409,9 +396,74 @@ class Scheduler:
         errors = [r.error for r in results if r.error is not None]
         if errors:
             raise MprlError(f"Phase '{phase.name}' ({node_id}): {len(errors)} trial(s) failed: {errors[0]}. Logs: {exp_path}")
+        if search.is_search(phase):
+            rerun = self._rerun_best(phase, node_id, cfg, metric, budget_key, resume, results) if phase.tune.rerun_best else None
+            search.write_search_report(results, phase, metric, budget_key, self.run_dir / node_id, self.write, rerun=rerun)
+            return [*results, *(rerun or [])]
         if phase.sweep:
             write_sweep_report(results, phase, metric, budget_key, self.run_dir / node_id, self.write)
         return results
+
+    def _run_config(self, phase: Any, node_id: str, name: str, metric: str, budget_key: str) -> Any:
+        """The RunConfig of a node's Tune experiment `name` (its trials are recorded under `node_id`)."""
+        stop = phase.stop
+        return tune.RunConfig(
+            name=name,
+            storage_path=self.location,
+            stop=PhaseStopper(stop.metric or metric, phase.tune.mode, stop.score, stop.plateau, stop.min_delta),
+            checkpoint_config=tune.CheckpointConfig(
+                checkpoint_frequency=1,
+                checkpoint_at_end=True,
+                num_to_keep=phase.tune.checkpoint_num_to_keep,
+                checkpoint_score_attribute=metric if phase.tune.checkpoint_num_to_keep else None,
+                checkpoint_score_order=phase.tune.mode,
+            ),
+            failure_config=tune.FailureConfig(max_failures=phase.tune.max_failures),
+            callbacks=[LineageCallback(node_id, budget_key, phase.budget_value)],
+            verbose=0,
+        )
+
+    # ---- searches (mprl.search): distributions, search algorithms, early stopping, the best re-run
+    def _search_config(self, phase: Any, param_space: dict[str, Any], metric: str, budget_key: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The param space and the TuneConfig arguments of a search phase (and a trial scheduler
+        for any phase that asks for one)."""
+        if not search.is_search(phase):
+            return param_space, {"scheduler": search.trial_scheduler(phase, metric, budget_key)}
+        setup = search.search_setup(phase, metric, budget_key, seed=self.spec.seed)
+        param_space = {**param_space, "sweep_point": search.sweep_point_space(phase)}
+        if setup["seed"] is None:  # the searcher gives each repeat of a point its seed
+            param_space.pop("seed", None)
+        else:
+            param_space["seed"] = setup["seed"]
+        return param_space, {k: setup[k] for k in ("search_alg", "scheduler", "num_samples")}
+
+    def _rerun_best(self, phase: Any, node_id: str, cfg: Any, metric: str, budget_key: str, resume: bool, results: Any) -> Any:
+        """`rerun_best: {seeds: N}`: the search's best configuration (see `search.best_point`) run
+        again on new seeds, as a second Tune experiment `<node>-rerun` of the same node."""
+        name = f"{node_id}-rerun"
+        exp_path = storage.join(self.location, name)
+        if resume and tune.Tuner.can_restore(exp_path):
+            self.write(f"[{node_id}] resuming the re-run of the best configuration from {exp_path}")
+            tuner = tune.Tuner.restore(exp_path, trainable=cfg.algo_class, resume_unfinished=True, resume_errored=True)
+        else:
+            best = search.best_point(search.outcomes(results, phase, metric, budget_key), phase.tune.mode)
+            if best is None:
+                self.write(f"[{node_id}] no trial reported {metric}: nothing to re-run")
+                return None
+            label, values, _ = best
+            seeds = list(phase.tune.rerun_best.seeds)
+            self.write(f"[{node_id}] re-running the best configuration ({label}) on seeds {', '.join(map(str, seeds))}")
+            constants = search.split_space(phase.sweep)[1]
+            space = {**cfg.to_dict(), "seed": tune.grid_search(seeds), "sweep_point": {**constants, **values, "label": f"best: {label}"}}
+            tuner = tune.Tuner(cfg.algo_class, param_space=space,
+                               tune_config=tune.TuneConfig(max_concurrent_trials=phase.tune.max_concurrent_trials),
+                               run_config=self._run_config(phase, node_id, name, metric, budget_key))
+        with quiet_tune():
+            rerun = tuner.fit()
+        errors = [r.error for r in rerun if r.error is not None]
+        if errors:
+            raise MprlError(f"Phase '{phase.name}' ({node_id}): {len(errors)} re-run trial(s) failed: {errors[0]}. Logs: {exp_path}")
+        return rerun
 
     def _finish_node(self, phase: Any, node: dict[str, Any], results: Any, metric: str, budget_key: str) -> dict[str, Any]:
         node_id = node["node_id"]
@@ -470,8 +522,12 @@ class Scheduler:
     # ---- callbacks (Tune's thread)
     def on_trial(self, node_id: str, trial: Any, status: str) -> None:
         cfg = trial.config
-        label = cfg.get("sweep_point", {}).get("label") if isinstance(cfg.get("sweep_point"), dict) else None
-        self.store.record_trial(trial.trial_id, node_id, cfg.get("seed"), label, status, trial.local_path)
+        detail = None
+        if status == "succeeded":  # or stopped before its budget (early stopping, a stop rule)
+            status, detail = search.trial_status(trial)
+        point = cfg.get("sweep_point") if isinstance(cfg.get("sweep_point"), dict) else None
+        self.store.record_trial(trial.trial_id, node_id, cfg.get("seed"), search.trial_label(cfg), status, trial.local_path,
+                                config=point, error=detail)
         if status == "running":
             self.trial_start.setdefault(node_id, time.time())
         if status == "succeeded":

@@ -12,8 +12,10 @@ import json
 from typing import Any
 
 from mprl.lineage.store import LineageStore
+from mprl.axes import AXIS_UNITS, UNIT_WORDS
 
-AXIS_LABELS = {"num_env_steps": "environment steps", "num_updates": "gradient updates"}
+
+AXIS_LABELS = {axis: UNIT_WORDS[unit] for axis, unit in AXIS_UNITS.items()}
 # Stage starts an algorithm reports (OPT), marked inside a phase.
 STAGE_KEYS = {"pretrain_start_env_steps": "online pre-training", "finetune_start_env_steps": "fine-tuning"}
 

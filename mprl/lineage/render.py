@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mprl.lineage.store import LineageError, LineageStore
+from mprl.axes import AXIS_UNITS, UNIT_SHORT
 
 UNIT_NAMES = {"updates": "updates", "env_steps": "env steps"}
-AXIS_UNITS = {"num_updates": "updates", "num_env_steps": "env steps"}
 SCORE_LEGEND = "score = normalized score (100 × (R − random) / (expert − random)); return = evaluation return"
 
 
@@ -116,7 +116,7 @@ def fmt_position(ck: dict[str, Any], node: dict[str, Any]) -> str:
     x = ck.get(node["axis"])
     if x is None:
         return f"iteration {ck.get('iteration')}"
-    text = f"{int(x):,} {AXIS_UNITS.get(node['axis'], node['axis'])}"
+    text = f"{int(x):,} {UNIT_SHORT.get(AXIS_UNITS.get(node['axis'], ''), node['axis'])}"
     if node["budget_value"]:
         text += f" ({100 * x / node['budget_value']:.0f}%)"
     return text

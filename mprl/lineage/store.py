@@ -30,6 +30,7 @@ from typing import Any
 
 from mprl.errors import MprlError
 from mprl.storage import StorageNotFound, cache_root, download, exists, fs_path, is_uri, join, list_dirs
+from mprl.axes import AXES
 
 LINEAGE_FILE = "lineage.sqlite"
 SCHEMA_VERSION = 1
@@ -70,7 +71,6 @@ CREATE INDEX IF NOT EXISTS metrics_node ON metrics(node_id);
 CREATE INDEX IF NOT EXISTS checkpoints_node ON checkpoints(node_id);
 """
 
-AXES = {"updates": "num_updates", "env_steps": "num_env_steps"}  # a paradigm's curve axis, by budget unit
 
 
 class LineageError(MprlError):

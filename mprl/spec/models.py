@@ -1,0 +1,713 @@
+"""The pipeline spec's pydantic models: datasets, budgets, phases, the pipeline."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar, Literal, Optional
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PrivateAttr,
+    ValidationError,
+    model_validator,
+)
+
+from mprl import catalogue
+from mprl.errors import MprlError
+from mprl.spec.messages import (
+    _did_you_mean,
+    _explain,
+    _get,
+    _owner_loc,
+    _problem,
+    _quoted,
+    _show,
+)
+from mprl.spec.values import (
+    PhaseName,
+    PipelineName,
+    PositiveInt,
+    Seed,
+    _checkpoint_path,
+    _config_problems,
+    _dataset_id,
+    _env_problem,
+    _max_failures,
+    _none_to_empty,
+    _phase_problems,
+    _quality_from_id,
+    _ray_address,
+    _seed_list,
+    _storage_path,
+)
+from mprl.spec.vocabulary import (
+    _DATASET_ID_RE,
+    _PHASE_NAME_RE,
+    _UNIT_WORDS,
+    BUDGET_UNITS,
+    DATASET_QUALITIES,
+    PARADIGM_UNITS,
+    Metric,
+    Paradigm,
+    Quality,
+)
+from mprl.storage import is_uri
+
+# --------------------------------------------------------------------------- models
+
+
+class _SpecModel(BaseModel):
+    """Base of the spec models: unknown keys are errors (a typo must never be ignored), and
+    structure and meaning are checked together so that every problem is reported at once."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: How a mapping of this kind is written, used in "expected a mapping ..." messages.
+    yaml_shape: ClassVar[str] = ""
+    #: Appended to "unknown field" messages that have no did-you-mean.
+    extra_hint: ClassVar[str] = ""
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _validate_structure_and_meaning(cls, data: Any, handler: Any) -> Any:
+        if isinstance(data, cls):
+            return handler(data)
+        data = cls._normalize(data)
+        errors: list[dict] = []
+        model = None
+        try:
+            model = handler(data)
+        except ValidationError as exc:
+            for error in exc.errors(include_url=False):
+                errors.append({"type": _problem(_explain(cls, error)), "loc": _owner_loc(error), "input": error.get("input")})
+        if isinstance(data, Mapping):
+            for loc, message, value in cls._check(data):
+                errors.append({"type": _problem(message), "loc": tuple(loc), "input": value})
+        if errors:
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        model._complete()
+        return model
+
+    @classmethod
+    def _normalize(cls, data: Any) -> Any:
+        """Shorthand forms → the full mapping (e.g. a dataset id string → {id: ...})."""
+        return data
+
+    @classmethod
+    def _check(cls, data: Mapping) -> list[tuple[tuple, str, Any]]:
+        """Meaning checks on the raw input: (relative loc, message, bad value) per problem.
+        They must tolerate malformed fields (those are reported by the structure check)."""
+        return []
+
+    def _complete(self) -> None:
+        """Fill defaults that depend on other fields (runs only on a valid model)."""
+
+
+class DatasetBuild(_SpecModel):
+    """How mprl builds the dataset when the id is not in the local Minari folder.
+
+    The official D4RL/Minari datasets cannot be downloaded on the development machines,
+    so mprl trains and records its own random/medium/medium-replay/expert datasets.
+    """
+
+    yaml_shape: ClassVar[str] = "such as {quality: medium, size: 1000000}"
+
+    quality: Optional[Quality] = Field(
+        None, description="random, medium, medium-replay or expert (default: read from the dataset id)"
+    )
+    size: PositiveInt = Field(
+        1_000_000, description="transitions to record; D4RL's MuJoCo datasets hold 1M (medium-replay: up to 1M)"
+    )
+    budget: Optional[PositiveInt] = Field(
+        None, description="environment steps to train the behaviour agent; null = the builder's default for the quality"
+    )
+    seed: Seed = Field(0, description="seed of the behaviour agent and the recording")
+
+
+class DatasetRef(_SpecModel):
+    """A Minari dataset, by id; written in YAML as the id alone or as {id, build}."""
+
+    yaml_shape: ClassVar[str] = "{id: mprl/hopper/medium-v0, build: {...}} (or just the id string)"
+
+    id: Annotated[str, BeforeValidator(_dataset_id)] = Field(
+        description="a Minari dataset id '(namespace/)name-vN', e.g. 'mprl/hopper/medium-v0'"
+    )
+    build: Optional[DatasetBuild] = Field(None, description="build the dataset if it is missing (null: never build)")
+
+    @classmethod
+    def _normalize(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"id": data}
+        if isinstance(data, Mapping) and isinstance(data.get("build"), bool):
+            data = dict(data)
+            data["build"] = {} if data["build"] else None  # `build: true` = build with defaults
+            return data
+        if not isinstance(data, Mapping):
+            raise _problem(
+                f"expected a Minari dataset id such as 'mprl/hopper/medium-v0' or a mapping {cls.yaml_shape}, "
+                f"got {_show(data)}"
+            )
+        return data
+
+    @classmethod
+    def _check(cls, data: Mapping) -> list[tuple[tuple, str, Any]]:
+        build, dataset_id = data.get("build"), data.get("id")
+        if isinstance(build, Mapping) and build.get("quality") is None and isinstance(dataset_id, str):
+            if _DATASET_ID_RE.fullmatch(dataset_id) and _quality_from_id(dataset_id) is None:
+                return [(
+                    ("build", "quality"),
+                    f"required: the dataset id {dataset_id!r} does not name a quality; "
+                    f"choose one of {_quoted(DATASET_QUALITIES)}",
+                    None,
+                )]
+        return []
+
+    def _complete(self) -> None:
+        if self.build is not None and self.build.quality is None:
+            self.build.quality = _quality_from_id(self.id)
+
+
+class Budget(_SpecModel):
+    """How long a phase trains, in its paradigm's unit.
+
+    Offline phases count gradient updates and online/hybrid phases count environment
+    steps: the two are not interchangeable (an online update-to-data ratio changes how
+    many updates a step buys), so the unit is explicit and checked against the paradigm.
+    """
+
+    yaml_shape: ClassVar[str] = "such as {updates: 1000000} (offline) or {env_steps: 300000} (online, hybrid)"
+
+    updates: Optional[PositiveInt] = Field(None, description="gradient updates (offline phases)")
+    env_steps: Optional[PositiveInt] = Field(None, description="environment steps (online and hybrid phases)")
+
+    @property
+    def unit(self) -> str:
+        """'updates' or 'env_steps', whichever is set."""
+        return "updates" if self.updates is not None else "env_steps"
+
+    @property
+    def value(self) -> int:
+        return self.updates if self.updates is not None else self.env_steps  # type: ignore[return-value]
+
+
+class InitFrom(_SpecModel):
+    """Where a phase's networks come from: an earlier phase's selected checkpoint, or a
+    checkpoint on disk. Written as the phase name alone or as {checkpoint: PATH}."""
+
+    yaml_shape: ClassVar[str] = "{checkpoint: /path/to/checkpoint} (or an earlier phase's name)"
+
+    phase: Optional[PhaseName] = Field(None, description="the name of an earlier phase")
+    checkpoint: Optional[Annotated[str, BeforeValidator(_checkpoint_path)]] = Field(
+        None, description="a checkpoint folder or URI"
+    )
+
+    @classmethod
+    def _normalize(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"phase": data}
+        if not isinstance(data, Mapping):
+            raise _problem(
+                f"expected null, the name of an earlier phase or a mapping {cls.yaml_shape}, got {_show(data)}"
+            )
+        return data
+
+    @classmethod
+    def _check(cls, data: Mapping) -> list[tuple[tuple, str, Any]]:
+        given = [k for k in ("phase", "checkpoint") if data.get(k) is not None]
+        if len(given) != 1 and not (set(data) - {"phase", "checkpoint"}):
+            message = (
+                "give an earlier phase's name or a checkpoint, not both" if given
+                else "give an earlier phase's name or {checkpoint: PATH} (or null to start from fresh networks)"
+            )
+            return [((), message, dict(data))]
+        return []
+
+
+class Evaluation(_SpecModel):
+    """Periodic evaluation episodes: the source of the learning curves and of the metric
+    that selects the checkpoint handed to the next phase."""
+
+    yaml_shape: ClassVar[str] = "such as {interval: 1000, episodes: 10}"
+
+    interval: Optional[PositiveInt] = Field(
+        None, description="evaluate every this many budget units (default: a tenth of the budget, rounded up)"
+    )
+    episodes: PositiveInt = Field(10, description="episodes per evaluation (D4RL/CORL report 10)")
+    seed: Seed = Field(10_000, description="seed of the evaluation environments, apart from training seeds")
+
+    @classmethod
+    def _normalize(cls, data: Any) -> Any:
+        return _none_to_empty(data)
+
+
+class TuneSettings(_SpecModel):
+    """How the phase runs as a Ray Tune experiment: one trial per seed, and the metric
+    that ranks trials and checkpoints."""
+
+    yaml_shape: ClassVar[str] = "such as {seeds: [0, 1, 2], metric: normalized_score, mode: max}"
+
+    seeds: Annotated[list[Seed], BeforeValidator(_seed_list)] = Field(
+        default_factory=lambda: [0], min_length=1, description="one trial per seed (a non-empty list of integers)"
+    )
+    metric: Metric = Field("normalized_score", description="what ranks trials and checkpoints")
+    mode: Literal["max", "min"] = Field("max", description="whether the metric is maximised or minimised")
+    max_concurrent_trials: Optional[PositiveInt] = Field(None, description="null = as many as the cluster fits")
+    max_failures: Annotated[int, BeforeValidator(_max_failures)] = Field(
+        1, description="retries of a failed trial from its last checkpoint (Tune FailureConfig; -1 = unlimited)"
+    )
+    checkpoint_num_to_keep: Optional[PositiveInt] = Field(None, description="checkpoints kept per trial; null = all")
+
+    @classmethod
+    def _normalize(cls, data: Any) -> Any:
+        return _none_to_empty(data)
+
+    @classmethod
+    def _check(cls, data: Mapping) -> list[tuple[tuple, str, Any]]:
+        seeds = data.get("seeds")
+        if isinstance(seeds, list):
+            seen: set = set()
+            for i, seed in enumerate(seeds):
+                if isinstance(seed, int) and not isinstance(seed, bool):
+                    if seed in seen:
+                        return [(("seeds", i), f"seed {seed} appears twice; each seed is one trial", seed)]
+                    seen.add(seed)
+        return []
+
+
+class RayOptions(_SpecModel):
+    """Which Ray cluster runs the pipeline (null address: an embedded local Ray)."""
+
+    yaml_shape: ClassVar[str] = "such as {address: auto}"
+
+    address: Optional[Annotated[str, BeforeValidator(_ray_address)]] = Field(
+        None, description="null, 'auto', 'ray://HOST:10001' or 'HOST:6379'"
+    )
+    num_cpus: Optional[PositiveInt] = Field(None, description="CPUs of an embedded local Ray (null: all)")
+
+    @classmethod
+    def _normalize(cls, data: Any) -> Any:
+        return _none_to_empty(data)
+
+
+
+class Selection(_SpecModel):
+    """Which checkpoints of a phase seed the next one; each chosen checkpoint starts a branch.
+
+    Written as `best`, `last`, `{top_k: 3}` or `{at: [0.25, 0.5, 1.0]}` (fractions of the
+    budget, or absolute budget units when above 1): the transition points.
+    """
+
+    yaml_shape: ClassVar[str] = "best, last, {top_k: K} or {at: [0.25, 0.5, 1.0]}"
+
+    rule: Literal["best", "last", "top_k", "at"] = Field("best", description="best by the metric, last, K best, or at transition points")
+    k: Optional[PositiveInt] = Field(None, description="how many checkpoints top_k hands on")
+    at: Optional[list[Annotated[float, Field(gt=0)]]] = Field(
+        None, description="transition points: fractions of the budget (≤ 1) or budget units (> 1)"
+    )
+
+    @classmethod
+    def _normalize(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            if data not in ("best", "last"):
+                close = _did_you_mean(data, ["best", "last", "top_k", "at"])
+                hint = f"; did you mean {close!r}?" if close in ("best", "last") else ""
+                raise _problem(f"{data!r} is not allowed; choose 'best', 'last', {{top_k: K}} or {{at: [0.25, 0.5, 1.0]}}{hint}")
+            return {"rule": data}
+        if isinstance(data, Mapping) and "rule" not in data:
+            if "top_k" in data:
+                return {"rule": "top_k", "k": data["top_k"], **{k: v for k, v in data.items() if k != "top_k"}}
+            if "at" in data:
+                return {"rule": "at", **data}
+        return data
+
+    @classmethod
+    def _check(cls, data: Mapping) -> list[tuple[tuple, str, Any]]:
+        rule = data.get("rule")
+        if rule == "top_k" and data.get("k") is None:
+            return [(("k",), "top_k needs how many checkpoints: write {top_k: 3}", None)]
+        if rule == "at" and not data.get("at"):
+            return [(("at",), "give the transition points, e.g. {at: [0.25, 0.5, 1.0]}", data.get("at"))]
+        if rule in ("best", "last") and (data.get("k") is not None or data.get("at") is not None):
+            return [((), f"`{rule}` takes no k or at; write {{top_k: K}} or {{at: [...]}} instead", dict(data))]
+        return []
+
+    def points(self, budget: int) -> list[int]:
+        """The transition points in budget units."""
+        return [round(p * budget) if p <= 1 else round(p) for p in (self.at or [])]
+
+    def label(self, budget: int, unit: str, i: int = 0) -> str:
+        if self.rule == "at":
+            p = (self.at or [])[i]
+            return f"at {p:.0%}" if p <= 1 else f"at {round(p):,} {unit.replace('_', ' ')}"
+        return self.rule if self.rule != "top_k" else f"top {i + 1}/{self.k}"
+
+
+class StopRule(_SpecModel):
+    """Ends a trial before its budget: a score threshold, or a plateau of evaluations."""
+
+    yaml_shape: ClassVar[str] = "such as {score: 3000} or {plateau: 5, min_delta: 1.0}"
+
+    score: Optional[float] = Field(None, description="stop once the metric reaches this value")
+    plateau: Optional[PositiveInt] = Field(None, description="stop after this many evaluations without improvement")
+    min_delta: NonNegativeFloat = Field(0.0, description="how much better counts as an improvement")
+    metric: Optional[Metric] = Field(None, description="the metric watched (default: the phase's tune.metric)")
+
+    @classmethod
+    def _normalize(cls, data: Any) -> Any:
+        return _none_to_empty(data)
+
+
+class Videos(_SpecModel):
+    """Behaviour videos of checkpoints, rendered in background Ray tasks (never in the learner)."""
+
+    yaml_shape: ClassVar[str] = "such as {every: 5, steps: 1000}"
+
+    every: NonNegativeInt = Field(0, description="a video every this many checkpoints of each trial (0: none)")
+    selected: bool = Field(True, description="a video of each checkpoint handed to the next phase")
+    steps: PositiveInt = Field(1000, description="environment steps per video")
+    num_cpus: NonNegativeFloat = Field(0.0, description="CPUs a video task reserves (0: shares the trials' CPUs)")
+
+    @classmethod
+    def _normalize(cls, data: Any) -> Any:
+        return _none_to_empty(data)
+
+
+ConfigOverrides = Annotated[dict[str, Any], BeforeValidator(_none_to_empty)]
+
+
+class Phase(_SpecModel):
+    """One complete training configuration: algorithm, environment, dataset, budget and
+    where its networks start from. A phase runs as one Ray Tune experiment."""
+
+    yaml_shape: ClassVar[str] = "with name, algorithm, env, budget, ..."
+    extra_hint: ClassVar[str] = ". Algorithm settings go under `config:`"
+
+    name: PhaseName = Field(description="a unique name for the phase ([A-Za-z0-9_-]+), used by init_from and in folder names")
+    algorithm: str = Field(description="an algorithm from the catalogue (mprl.catalogue.algorithm_names())")
+    paradigm: Optional[Paradigm] = Field(
+        None, description="offline, online or hybrid; defaults to the algorithm's and must equal it"
+    )
+    env: str = Field(description="a registered Gymnasium environment id, e.g. 'Hopper-v5'")
+    dataset: Optional[DatasetRef] = Field(
+        None, description="a Minari dataset id or {id, build}; required iff the algorithm learns from a dataset"
+    )
+    budget: Budget = Field(
+        description="how long the phase trains: {updates: N} for offline algorithms, {env_steps: N} for online and hybrid ones"
+    )
+    init_from: Optional[InitFrom] = Field(
+        None, description="null (fresh networks), an earlier phase's name, or {checkpoint: PATH}"
+    )
+    evaluation: Evaluation = Field(default_factory=Evaluation, description="periodic evaluation episodes")
+    config: ConfigOverrides = Field(default_factory=dict, description="overrides of the algorithm's settings")
+    tune: TuneSettings = Field(default_factory=TuneSettings, description="Ray Tune settings: seeds, metric, retries")
+    sweep: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="sweep points: each a mapping of algorithm settings (as under config:) plus an optional "
+        "`label`; one Tune trial per point and seed, and a table per point after the phase",
+    )
+    select: Selection = Field(
+        default_factory=Selection, description="the checkpoints handed to the next phase: best, last, {top_k: K} or {at: [...]}"
+    )
+    stop: StopRule = Field(default_factory=StopRule, description="ending a trial before its budget: score threshold or plateau")
+
+    @classmethod
+    def _check(cls, data: Mapping) -> list[tuple[tuple, str, Any]]:
+        problems: list[tuple[tuple, str, Any]] = []
+        algorithm = data.get("algorithm")
+        entry = catalogue.CATALOGUE.get(algorithm) if isinstance(algorithm, str) else None
+        if isinstance(algorithm, str) and entry is None:
+            names = catalogue.algorithm_names()
+            message = f"unknown algorithm {algorithm!r}"
+            close = _did_you_mean(algorithm, names)
+            if close:
+                message += f"; did you mean {close!r}?"
+            problems.append((("algorithm",), f"{message} Known algorithms: {', '.join(names)}", algorithm))
+
+        paradigm = data.get("paradigm")
+        paradigm = paradigm if isinstance(paradigm, str) and paradigm in PARADIGM_UNITS else None
+        if entry is not None and paradigm is not None and paradigm not in entry.paradigms:
+            problems.append((
+                ("paradigm",),
+                f"{entry.name} does not run {paradigm} phases; it supports {', '.join(entry.paradigms)}: "
+                f"write one of those or remove `paradigm:` (default {entry.paradigm!r})",
+                paradigm,
+            ))
+            paradigm = None
+        resolved = (paradigm or entry.paradigm) if entry is not None else paradigm
+
+        env = data.get("env")
+        if isinstance(env, str):
+            message = _env_problem(env)
+            if message:
+                problems.append((("env",), message, env))
+
+        if entry is not None:
+            dataset = data.get("dataset")
+            if entry.needs_dataset(resolved) and dataset is None:
+                problems.append((
+                    ("dataset",),
+                    f"required: this {resolved} {entry.name} phase learns from a dataset; "
+                    f"give a Minari dataset id such as 'mprl/hopper/medium-v0', or "
+                    f"{{id: ..., build: {{quality: medium}}}} to build it if it is missing",
+                    None,
+                ))
+            elif not entry.needs_dataset(resolved) and dataset is not None:
+                hybrid = " (or write `paradigm: hybrid` to learn from both)" if "hybrid" in entry.paradigms else ""
+                problems.append((
+                    ("dataset",),
+                    f"{_article(resolved)} {entry.name} phase takes no dataset; remove `dataset:`{hybrid}",
+                    dataset,
+                ))
+
+        budget = data.get("budget")
+        if isinstance(budget, Mapping):
+            given = [unit for unit in BUDGET_UNITS if budget.get(unit) is not None]
+            want = PARADIGM_UNITS.get(resolved) if resolved else None
+            which = f"; this {resolved} phase uses `budget: {{{want}: N}}`" if want else ""
+            if len(given) == 2:
+                problems.append((
+                    ("budget",),
+                    f"give exactly one of updates (offline) or env_steps (online, hybrid), not both{which}",
+                    dict(budget),
+                ))
+            elif not given and not set(budget) - set(BUDGET_UNITS):
+                problems.append((
+                    ("budget",),
+                    f"give exactly one of updates (offline) or env_steps (online, hybrid){which}",
+                    dict(budget),
+                ))
+            elif len(given) == 1 and want is not None and given[0] != want:
+                unit = given[0]
+                who = f"this is {_article(resolved)} {entry.name} phase" if entry else f"this is {_article(resolved)} phase"
+                problems.append((
+                    ("budget", unit),
+                    f"{who}: its budget is counted in {_UNIT_WORDS[want]} ({want}), not {_UNIT_WORDS[unit]}; "
+                    f"write `budget: {{{want}: N}}` instead of `{unit}: {_show(budget[unit])}`",
+                    budget[unit],
+                ))
+
+        problems += _selection_problems(data)
+        config = data.get("config")
+        config = config if isinstance(config, Mapping) else {}
+        warm = data.get("init_from") is not None
+        if entry is not None:
+            unit = PARADIGM_UNITS[resolved]
+            config_problems = _config_problems(entry, config, unit, resolved)
+            problems += config_problems
+            if not config_problems:
+                problems += _phase_problems(entry, config, resolved, budget, warm)
+        sweep = data.get("sweep")
+        if entry is not None and isinstance(sweep, list):
+            unit = PARADIGM_UNITS[resolved]
+            labels = []
+            for i, point in enumerate(sweep):
+                if not isinstance(point, Mapping):
+                    continue  # pydantic reports the type
+                settings = {k: v for k, v in point.items() if k != "label"}
+                if not settings:
+                    problems.append((("sweep", i), "a sweep point needs at least one setting besides `label`", dict(point)))
+                point_problems = _config_problems(entry, settings, unit, resolved)
+                problems += [(("sweep", i, *loc[1:]), msg, value) for loc, msg, value in point_problems]
+                if not point_problems:
+                    problems += [(("sweep", i, *loc[1:]), msg, value) for loc, msg, value in _phase_problems(entry, {**config, **settings}, resolved, budget, warm)]
+                labels.append(sweep_label(point))
+            for i, label in enumerate(labels):
+                if labels.index(label) != i:
+                    problems.append((("sweep", i), f"duplicate sweep point {label!r}; give each point a distinct `label`", label))
+        return problems
+
+    def _complete(self) -> None:
+        if self.paradigm is None:
+            self.paradigm = catalogue.CATALOGUE[self.algorithm].paradigm
+        if self.evaluation.interval is None:
+            self.evaluation.interval = max(1, math.ceil(self.budget.value / 10))
+
+    # ---- what the runner needs
+    @property
+    def entry(self) -> catalogue.AlgorithmEntry:
+        """The catalogue entry of this phase's algorithm."""
+        return catalogue.get_algorithm(self.algorithm)
+
+    @property
+    def resolved_paradigm(self) -> str:
+        """offline, online or hybrid (the algorithm's, when `paradigm:` is not written)."""
+        return self.paradigm or self.entry.paradigm
+
+    @property
+    def budget_unit(self) -> str:
+        """'updates' (offline) or 'env_steps' (online, hybrid)."""
+        return self.budget.unit
+
+    @property
+    def budget_value(self) -> int:
+        return self.budget.value
+
+    @property
+    def dataset_id(self) -> Optional[str]:
+        return self.dataset.id if self.dataset is not None else None
+
+    @property
+    def dataset_build(self) -> Optional[DatasetBuild]:
+        """How to build the dataset if it is missing (None: never build)."""
+        return self.dataset.build if self.dataset is not None else None
+
+    @property
+    def init_from_phase(self) -> Optional[str]:
+        """The earlier phase whose selected checkpoint initialises this one, if any."""
+        return self.init_from.phase if self.init_from is not None else None
+
+    @property
+    def init_checkpoint_path(self) -> Optional[str]:
+        """The checkpoint path/URI that initialises this phase, if given explicitly."""
+        return self.init_from.checkpoint if self.init_from is not None else None
+
+
+def _selection_problems(data: Mapping) -> list[tuple[tuple, str, Any]]:
+    """Transition points must lie inside the budget and their checkpoints must be kept."""
+    select, budget, tune = data.get("select"), data.get("budget"), data.get("tune")
+    if not isinstance(select, Mapping) or not isinstance(select.get("at"), list):
+        return []
+    problems: list[tuple[tuple, str, Any]] = []
+    units = [budget.get(u) for u in BUDGET_UNITS] if isinstance(budget, Mapping) else []
+    total = next((u for u in units if isinstance(u, int) and u > 0), None)
+    for i, p in enumerate(select["at"]):
+        if total is not None and isinstance(p, (int, float)) and p > 1 and p > total:
+            problems.append((("select", "at", i), f"transition point {p} lies beyond the budget ({total:,}); give a fraction ≤ 1 or a count ≤ the budget", p))
+    if isinstance(tune, Mapping) and tune.get("checkpoint_num_to_keep") is not None:
+        problems.append((("tune", "checkpoint_num_to_keep"), "select: {at: ...} needs every checkpoint kept; remove checkpoint_num_to_keep", tune.get("checkpoint_num_to_keep")))
+    return problems
+
+
+def _article(word: Optional[str]) -> str:
+    word = word or ""
+    return ("an " if word[:1] in "aeiou" and word else "a ") + word
+
+
+def sweep_label(point: Mapping[str, Any]) -> str:
+    """A sweep point's name in tables: its `label`, else its settings as 'k=v, k=v'."""
+    if point.get("label") is not None:
+        return str(point["label"])
+    return ", ".join(f"{k}={v}" for k, v in point.items() if k != "label")
+
+
+class UnknownPhase(MprlError, KeyError):
+    """``PipelineSpec.phase(name)`` was asked for a phase the pipeline does not have."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class PipelineSpec(_SpecModel):
+    """A pipeline: an ordered list of phases, each starting from an earlier one's
+    checkpoint, plus where results go and which Ray cluster runs them."""
+
+    yaml_shape: ClassVar[str] = "with name, phases and optionally storage_path, seed, ray"
+
+    name: PipelineName = Field(description="the pipeline's name ([A-Za-z0-9_.-]+), used in run folder names")
+    storage_path: Annotated[str, BeforeValidator(_storage_path)] = Field(
+        "./mprl_results", description="where checkpoints, metrics and videos go: a local folder or a URI (s3://, gs://, file://)"
+    )
+    seed: Seed = Field(0, description="base seed of the pipeline")
+    ray: RayOptions = Field(default_factory=RayOptions, description="which Ray cluster runs the pipeline")
+    videos: Videos = Field(default_factory=Videos, description="behaviour videos of checkpoints")
+    phases: list[Phase] = Field(
+        min_length=1, description="the phases, in order: a list of mappings with name, algorithm, env, budget, ..."
+    )
+
+    _source: str = PrivateAttr("<dict>")
+
+    @classmethod
+    def _check(cls, data: Mapping) -> list[tuple[tuple, str, Any]]:
+        phases = data.get("phases")
+        if not isinstance(phases, list):
+            return []
+        problems: list[tuple[tuple, str, Any]] = []
+        first_index: dict[str, int] = {}
+        names: list[Optional[str]] = []
+        for i, phase in enumerate(phases):
+            name = _get(phase, "name")
+            name = name if isinstance(name, str) else None
+            names.append(name)
+            if name is None:
+                continue
+            if name in first_index:
+                problems.append((
+                    ("phases", i, "name"),
+                    f"duplicate phase name {name!r} (already used by phases[{first_index[name]}]); "
+                    f"phase names must be unique",
+                    name,
+                ))
+            else:
+                first_index[name] = i
+        for i, phase in enumerate(phases):
+            init = _get(phase, "init_from")
+            loc: tuple = ("phases", i, "init_from")
+            if isinstance(init, (Mapping, BaseModel)):
+                init, loc = _get(init, "phase"), loc + ("phase",)
+            if not isinstance(init, str) or not _PHASE_NAME_RE.fullmatch(init):
+                continue
+            earlier = list(dict.fromkeys(n for n in names[:i] if n is not None))
+            allowed = f"earlier phases: {', '.join(earlier)}" if earlier else "this is the first phase, so none"
+            if init == names[i]:
+                message = f"a phase cannot start from itself ({init!r}); name an earlier phase ({allowed})"
+            elif init in first_index and first_index[init] > i:
+                message = (
+                    f"{init!r} is a later phase (phases[{first_index[init]}]); init_from may only name "
+                    f"an earlier phase ({allowed})"
+                )
+            elif init not in first_index:
+                close = _did_you_mean(init, earlier)
+                message = f"unknown phase {init!r}" + (f"; did you mean {close!r}?" if close else "") + f" ({allowed})"
+            else:
+                continue
+            problems.append((loc, message, init))
+        return problems
+
+    # ---- what the runner needs
+    @property
+    def source(self) -> str:
+        """The file the spec was loaded from ('<dict>' when parsed from a mapping)."""
+        return self._source
+
+    @property
+    def phase_names(self) -> list[str]:
+        return [p.name for p in self.phases]
+
+    def phase(self, name: str) -> Phase:
+        """The phase called ``name`` (UnknownPhase, with a did-you-mean, otherwise)."""
+        for phase in self.phases:
+            if phase.name == name:
+                return phase
+        close = _did_you_mean(name, self.phase_names)
+        hint = f"; did you mean {close!r}?" if close else ""
+        raise UnknownPhase(f"pipeline {self.name!r} has no phase {name!r}{hint} Phases: {', '.join(self.phase_names)}")
+
+    def phase_index(self, name: str) -> int:
+        return self.phases.index(self.phase(name))
+
+    @property
+    def storage_is_uri(self) -> bool:
+        return is_uri(self.storage_path)
+
+    @property
+    def resolved_storage_path(self) -> str:
+        """storage_path as Ray Tune wants it: URIs unchanged, local folders absolute
+        (relative ones resolve against the current directory)."""
+        return self.storage_path if self.storage_is_uri else os.path.abspath(self.storage_path)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fully resolved spec (defaults filled) as plain data; parses back to an equal spec."""
+        return self.model_dump(mode="json")
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
