@@ -1,5 +1,10 @@
-"""SAC (Haarnoja et al. 2018) as an mprl phase algorithm: RLlib's own SAC with mprl's counters, budgets, evaluation and transfers."""
+"""SAC (Haarnoja et al. 2018): tanh-Gaussian actor, twin critics, automatic temperature."""
 
-from algorithms.sac.sac import SAC, SACConfig
+from algorithms.registry import lazy_exports, register
 
-__all__ = ["SAC", "SACConfig"]
+register(
+    "sac", paradigms=("online", "hybrid"), config="algorithms.sac.sac:SACConfig",
+    summary="SAC: tanh-Gaussian actor, twin critics, automatic temperature (H̄ = −|A|); hybrid phases mix the dataset into each batch.",
+    paper="Haarnoja et al. 2018, Soft Actor-Critic Algorithms and Applications (arXiv:1812.05905)",
+)
+__getattr__ = lazy_exports(__name__, {"SAC": "sac", "SACConfig": "sac", "SACSettings": "sac", "SACRLModule": "sac_module", "SACUpdates": "sac_learner"})

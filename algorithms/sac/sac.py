@@ -1,92 +1,60 @@
-"""SAC on RLlib's new API stack, as an mprl phase algorithm.
+"""SAC (Haarnoja et al. 2018) on mprl's off-policy base: settings, config and algorithm.
 
-RLlib's own SAC (its training loop, learner, loss, replay buffer and RL module) with mprl's
-phase behaviour mixed in: counters on both axes, `budget_env_steps`, deterministic
-evaluation (tanh of the Gaussian mean, mapped to the action bounds) and warm start through
-mprl.transfer. One mprl iteration = `env_steps_per_iteration` environment steps, made of as
-many RLlib SAC training steps as needed (each samples one fragment and runs
-`training_intensity`-derived updates once `num_steps_sampled_before_learning_starts` is met).
+The loop, counters, evaluation and checkpoints are the base's (algorithms.common.algorithm);
+the math is algorithms.sac.sac_learner; the networks algorithms.sac.sac_module.
 
-Updates are counted from RLlib's own learner metric of module steps trained: one update is
-one minibatch of `train_batch_size_per_learner` (SAC runs one epoch, one minibatch per call).
+Defaults are the paper's (arXiv:1812.05905, Table 1) and its code's: Adam 3e-4 for actor,
+critics and α; τ 0.005; batch 256; 256×256 ReLU MLPs; uniform replay of 1M; one update per
+env step; α learnt from 1.0 towards the entropy target −|A|. The first 5,000 env steps of
+a fresh phase are uniform-random and updates start after them (as CleanRL and Stable-Baselines3
+references do; the paper's code used 1k–10k by domain). A warm-started phase skips both.
 
-mprl's defaults differ from RLlib's to match the SAC paper and our TD3 networks: ReLU MLPs
-256×256, Q on concat(obs, action) (`critic_encoder`; "multistream" is RLlib's default),
-actor lr 3e-4, uniform replay.
+Hybrid phases (a dataset in the replay): `mixed` by default, half of each batch from the
+dataset and half from the online replay — RLPD's symmetric sampling (Ball et al. 2023), which
+Cal-QL also uses online — because a shared buffer of a large dataset and a small, growing
+replay would show SAC almost only offline rows early on. `shared` (CORL's fine-tuning
+buffer) and `online` are available through `replay:`.
 """
 
 from __future__ import annotations
 
-from ray.rllib.algorithms.sac import SAC as RLlibSAC
-from ray.rllib.algorithms.sac import SACConfig as RLlibSACConfig
-from ray.rllib.core import ALL_MODULES
-from ray.rllib.core.rl_module.rl_module import RLModuleSpec
-from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, LEARNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME, NUM_MODULE_STEPS_TRAINED_LIFETIME
+from typing import ClassVar, Optional
 
-from algorithms.common.phase_algorithm import PhaseAlgorithmMixin, PhaseConfigMixin
+from pydantic import Field
 
-CRITIC_ENCODERS = ("concat", "multistream")
+from algorithms.common.algorithm import OffPolicyAlgorithm, OffPolicyConfig
+from algorithms.common.settings import ONLINE, OffPolicySettings
 
 
-class SACConfig(PhaseConfigMixin, RLlibSACConfig):
-    extra_settings = ("hidden", "activation", "critic_encoder", "env_steps_per_iteration")
+class SACSettings(OffPolicySettings):
+    """SAC's settings; defaults are the paper's (lr 3e-4 everywhere, τ 0.005, 256×2, batch 256, α₀ 1, H̄ = −|A|)."""
 
-    def __init__(self, algo_class: type | None = None) -> None:
-        super().__init__(algo_class=algo_class or SAC)
-        self.init_phase_settings()
-        self.hidden = [256, 256]
-        self.activation = "relu"
-        self.critic_encoder = "concat"
-        self.env_steps_per_iteration = 1000
-        self.actor_lr = 3e-4
-        self.critic_lr = 3e-4
-        self.alpha_lr = 3e-4
-        self.replay_buffer_config = {"type": "EpisodeReplayBuffer", "capacity": 1_000_000}
-        self.num_env_runners = 0
-        # One RLlib `training_step` per call of ours; we loop to the iteration's env steps.
-        self.min_time_s_per_iteration = None
-        self.min_sample_timesteps_per_iteration = 0
-        self.min_train_timesteps_per_iteration = 0
+    default_hybrid_replay: ClassVar[str] = "mixed"
+    hybrid_replays: ClassVar[tuple[str, ...]] = ("mixed", "shared", "online")
 
-    def get_default_rl_module_spec(self) -> RLModuleSpec:
-        spec = super().get_default_rl_module_spec()
-        spec.model_config = {"fcnet_hiddens": list(self.hidden), "fcnet_activation": self.activation}
-        if self.critic_encoder == "concat":
-            from algorithms.sac.catalog import ConcatQSACCatalog
-
-            spec.catalog_class = ConcatQSACCatalog
-        return spec
-
-    def validate(self) -> None:
-        super().validate()
-        if self.critic_encoder not in CRITIC_ENCODERS:
-            self._value_error(f"`critic_encoder` must be one of {CRITIC_ENCODERS}, got {self.critic_encoder!r}.")
-        if not isinstance(self.env_steps_per_iteration, int) or self.env_steps_per_iteration < 1:
-            self._value_error(f"`env_steps_per_iteration` must be a positive integer, got {self.env_steps_per_iteration!r}.")
-        if self.num_learners > 1:
-            self._value_error("mprl counts SAC updates per learner; use num_learners 0 or 1.")
+    actor_lr: float = Field(3e-4, gt=0.0, description="Adam learning rate of the actor")
+    critic_lr: float = Field(3e-4, gt=0.0, description="Adam learning rate of the critics")
+    alpha_lr: float = Field(3e-4, gt=0.0, description="Adam learning rate of the temperature (on log α)")
+    initial_alpha: float = Field(1.0, gt=0.0, description="temperature α at the start of a fresh phase (a warm start from SAC carries the source's)")
+    learn_alpha: bool = Field(True, description="learn α towards the entropy target (False: α stays initial_alpha)")
+    target_entropy: Optional[float] = Field(None, description="entropy target H̄ of the temperature loss (None: −|A|)")
+    backup_entropy: bool = Field(True, description="subtract α log π(a′|s′) in the critic target (soft Bellman backup)")
+    random_steps: int = Field(5_000, ge=0, description="uniform-random actions for the first N env steps of a fresh phase", json_schema_extra=ONLINE)
+    learning_starts: int = Field(5_000, ge=0, description="env steps collected before the first update of a fresh phase", json_schema_extra=ONLINE)
 
 
-class SAC(PhaseAlgorithmMixin, RLlibSAC):
+class SACConfig(OffPolicyConfig):
+    settings: ClassVar[type[OffPolicySettings]] = SACSettings
+    module_class = "algorithms.sac.sac_module:SACRLModule"
+    updates_class_path = "algorithms.sac.sac_learner:SACUpdates"
+    module_settings = ("hidden", "initial_alpha", "n_critics")
+
+    @classmethod
+    def default_algo_class(cls) -> type:
+        return SAC
+
+
+class SAC(OffPolicyAlgorithm):
     @classmethod
     def get_default_config(cls) -> SACConfig:
         return SACConfig()
-
-    def _lifetime(self, *key: str) -> float:
-        return float(self.metrics.peek(key, default=0) or 0)
-
-    def training_step(self) -> None:
-        c = self.config
-        target = self.remaining(c.budget_env_steps, self.num_env_steps, c.env_steps_per_iteration)
-        collected = 0
-        trained_key = (LEARNER_RESULTS, ALL_MODULES, NUM_MODULE_STEPS_TRAINED_LIFETIME)
-        while collected < target:
-            steps0 = self._lifetime(ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME)
-            trained0 = self._lifetime(*trained_key)
-            super().training_step()  # RLlib's SAC: sample a fragment, store it, update
-            k = int(self._lifetime(ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME) - steps0)
-            if k <= 0:
-                raise RuntimeError("SAC sampled no environment steps in a training step.")
-            collected += k
-            self.num_env_steps += k
-            self.num_updates += round((self._lifetime(*trained_key) - trained0) / c.train_batch_size_per_learner)
