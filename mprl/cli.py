@@ -59,9 +59,9 @@ def cmd_algorithms(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from mprl import bench
+    from mprl.benchmarks import algorithms, learner, opt
 
-    return {"learner": bench.bench_learner, "opt": bench.bench_opt}[args.bench](args)
+    return {"learner": learner.bench_learner, "opt": opt.bench_opt, "algorithms": algorithms.bench_algorithms}[args.bench](args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,13 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
     bsub = bench.add_subparsers(dest="bench", required=True)
     add_bench_scheduler(bsub)
     bench_serve.add_parser(bsub, bench_serve.bench_serve)
-    bl = bsub.add_parser("learner", help="our RLlib learners vs a plain PyTorch loop of the same math, side by side")
-    bl.add_argument("--json", action="store_true", help="print one JSON object")
-    bl.add_argument("--env", default="Hopper-v5")
-    bl.add_argument("--updates", type=int, default=2000, help="offline updates per measurement")
-    bl.add_argument("--env-steps", type=int, default=600, help="online env steps per measurement (UTD 5)")
-    bl.add_argument("--repeats", type=int, default=3, help="alternating measurements per side; the median is reported")
-    bl.set_defaults(func=cmd_bench)
+    from mprl.benchmarks import algorithms as bench_algorithms
+    from mprl.benchmarks import learner as bench_learner
+
+    bench_learner.add_parser(bsub, cmd_bench)
+    bench_algorithms.add_parser(bsub, cmd_bench)
     bo = bsub.add_parser("opt", help="TD3 fine-tuning vs TD3+OPT from the same TD3+BC checkpoint: scores and wall-clock cost")
     bo.add_argument("--json", action="store_true", help="print one JSON object (keys: methods, opt_cost_ratio, ...)")
     bo.add_argument("--env", default="Hopper-v5")

@@ -236,7 +236,7 @@ def test_random_without_d4rl_refs_stores_measured_ref_min(empty_root):
 
 
 class ScriptedAgent:
-    """Stands in for mprl.plain.PlainTD3 (same interface) with scripted evaluation returns,
+    """Stands in for mprl.benchmarks.plain.PlainTD3 (same interface) with scripted evaluation returns,
     so the snapshot logic is tested without training: the policy is a constant action."""
 
     script = [5.0, 20.0, 40.0, 90.0]  # evaluations at 1000, 2000, 3000, 4000 steps
@@ -276,9 +276,9 @@ class ScriptedAgent:
 
 def test_snapshot_selection_with_scripted_agent(empty_root, monkeypatch):
     import mprl.datasets.build as b
-    import mprl.plain
+    import mprl.benchmarks.plain
 
-    monkeypatch.setattr(mprl.plain, "PlainTD3", ScriptedAgent)
+    monkeypatch.setattr(mprl.benchmarks.plain, "PlainTD3", ScriptedAgent)
     monkeypatch.setattr(b, "random_return", lambda *a, **k: 0.0)
     # no D4RL refs: normalised with (random 0, final 100) → threshold 33.3 → snapshot at 3000 (40.0)
     did = build_dataset("InvertedPendulum-v5", "medium-replay", size=None, budget=4000, progress=None)

@@ -1,20 +1,34 @@
-"""`mprl bench learner`: our RLlib learners vs a plain PyTorch loop of the same math, side by side.
+"""`mprl bench learner`: every registered algorithm's learner through RLlib, beside a plain PyTorch
+loop of the same math and beside d3rlpy's implementation of the same algorithm.
 
-Both sides run in this process, one torch thread each, on the same data, batch and network
-sizes, alternating measurements; the median of each side is reported and the ratio is the
-figure (1.0 = RLlib costs nothing on top of the math).
+Generic over the registry: an algorithm gets its figures without code of its own. Per
+algorithm, in this process, one torch thread, on the same data, batch and network sizes:
+- offline updates/s (algorithms with an offline paradigm): `algo.train()` of an offline phase
+  vs `PlainLearner.update` (the algorithm's own `Updates` in a `for` loop) vs d3rlpy's `fit`;
+- online env steps/s at the algorithm's default UTD (algorithms with an online paradigm):
+  `algo.train()` of an online phase (no warm-up, updates from the first fragment) vs the same
+  fragment loop by hand vs d3rlpy's `fit_online` with the same update schedule.
+Sides alternate, repeat after repeat, so machine load hits them alike; medians are reported.
+RLlib/plain is what RLlib's machinery costs (target ≥ 0.9 offline, ≥ 0.8 online); ours/d3rlpy
+is what a user gains over the library they would otherwise pick (target ≥ 1.0).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+import traceback
+from collections.abc import Callable, Iterator
 from typing import Any
+
+from mprl.errors import MprlError
+
+OFFLINE_TARGET, ONLINE_TARGET, D3RLPY_TARGET = 0.9, 0.8, 1.0
 
 
 def _timed(fn: Callable[[], None]) -> float:
@@ -23,175 +37,240 @@ def _timed(fn: Callable[[], None]) -> float:
     return time.perf_counter() - t0
 
 
+def _median_rates(work: int, sides: dict[str, Callable[[], None]], repeats: int) -> dict[str, float]:
+    """Median work/s of each side; the sides alternate within every repeat."""
+    rates: dict[str, list[float]] = {k: [] for k in sides}
+    for _ in range(repeats):
+        for name, fn in sides.items():
+            rates[name].append(work / _timed(fn))
+    return {k: statistics.median(v) for k, v in rates.items()}
+
+
 def _median_rate(work: int, side_a: Callable[[], None], side_b: Callable[[], None], repeats: int) -> tuple[float, float]:
-    a, b = [], []
-    for _ in range(repeats):  # alternate, so machine load hits both sides alike
-        a.append(work / _timed(side_a))
-        b.append(work / _timed(side_b))
-    return statistics.median(a), statistics.median(b)
+    r = _median_rates(work, {"a": side_a, "b": side_b}, repeats)
+    return r["a"], r["b"]
+
+
+@contextlib.contextmanager
+def _minari_root(path: str) -> Iterator[None]:
+    """MINARI_DATASETS_PATH → `path` for the block, restored after (the process may go on)."""
+    old = os.environ.get("MINARI_DATASETS_PATH")
+    os.environ["MINARI_DATASETS_PATH"] = path
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("MINARI_DATASETS_PATH", None)
+        else:
+            os.environ["MINARI_DATASETS_PATH"] = old
+
+
+@contextlib.contextmanager
+def _ray() -> Iterator[None]:
+    """A local Ray for the block, or the one this process already has (left running)."""
+    import ray
+
+    if ray.is_initialized():
+        yield
+        return
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def off_policy_algorithms(names: list[str] | None) -> dict[str, Any]:
+    """name → AlgorithmInfo of the algorithms to measure (all registered ones by default)."""
+    from algorithms.registry import discover
+
+    registry = discover()
+    if names:
+        unknown = [n for n in names if n not in registry]
+        if unknown:
+            raise MprlError(f"unknown algorithm(s) {', '.join(unknown)}; registered: {', '.join(registry)}")
+        return {n: registry[n] for n in names}
+    return registry
+
+
+def skip_reason(info: Any) -> str | None:
+    """Why an algorithm cannot be measured here (None: it can)."""
+    from algorithms.common.algorithm import OffPolicyConfig
+
+    if not issubclass(info.config_class(), OffPolicyConfig):
+        return "not on mprl's off-policy base"
+    if "offline" not in info.paradigms and "online" not in info.paradigms:
+        return f"{'/'.join(info.paradigms)} only: neither an offline nor an online phase to time" + (" (see `mprl bench opt`)" if info.name == "opt" else "")
+    return None
+
+
+def _config(info: Any, env: str, batch_size: int | None, **training: Any) -> Any:
+    cfg = info.config_class()().environment(env).training(**training)
+    if batch_size:
+        cfg.training(train_batch_size_per_learner=batch_size)
+    return cfg
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 3) if a and b else None
+
+
+def bench_offline(info: Any, args: argparse.Namespace, dataset: str, spaces: tuple[Any, Any], use_d3rlpy: bool) -> dict[str, Any]:
+    from algorithms.common.learner import load_dataset_arrays
+    from mprl.benchmarks import d3rlpy_ref
+    from mprl.benchmarks.plain import PlainLearner
+
+    n = args.updates
+    make = lambda: _config(info, args.env, args.batch_size, paradigm="offline", dataset=dataset, updates_per_iteration=n, eval_episodes=0)  # noqa: E731
+    algo = make().build_algo()
+    plain = PlainLearner(make(), *spaces)
+    sides: dict[str, Callable[[], None]] = {"rllib": algo.train, "plain": lambda: plain.update(n)}
+    warm = min(200, n)
+    algo.call_learner("run_updates", warm), plain.update(warm)
+    d3 = None
+    if use_d3rlpy:
+        cfg = make()
+        arrays = load_dataset_arrays(cfg, ())
+        d3 = d3rlpy_ref.make(info.name, cfg, dataset_obs=arrays["obs"])
+        if d3 is not None:
+            data = d3rlpy_ref.mdp_dataset(arrays)
+            d3rlpy_ref.fit(d3, data, warm)
+            sides["d3rlpy"] = lambda: d3rlpy_ref.fit(d3, data, n)
+    try:
+        rates = _median_rates(n, sides, args.repeats)
+    finally:
+        algo.stop()
+    out = {"updates": n, "updates_per_s_rllib": round(rates["rllib"], 1), "updates_per_s_plain": round(rates["plain"], 1),
+           "ratio": _ratio(rates["rllib"], rates["plain"]), "target": OFFLINE_TARGET}
+    if "d3rlpy" in rates:
+        out |= {"updates_per_s_d3rlpy": round(rates["d3rlpy"], 1), "ratio_d3rlpy": _ratio(rates["rllib"], rates["d3rlpy"]), "target_d3rlpy": D3RLPY_TARGET}
+    return out
+
+
+def bench_online(info: Any, args: argparse.Namespace, spaces: tuple[Any, Any], use_d3rlpy: bool) -> dict[str, Any]:
+    from mprl.benchmarks import d3rlpy_ref
+    from mprl.benchmarks.plain import PlainLearner
+
+    steps, fragment = args.env_steps, args.fragment
+    utd = args.utd or int(info.config_class().settings.model_fields["utd"].default)
+
+    def make() -> Any:
+        cfg = _config(info, args.env, args.batch_size, paradigm="online", utd=utd, random_steps=0, learning_starts=0,
+                      env_steps_per_iteration=steps, eval_episodes=0)
+        return cfg.env_runners(rollout_fragment_length=fragment)
+
+    algo = make().build_algo()
+    plain = PlainLearner(make(), *spaces)
+    run_plain = lambda: plain.train_online(args.env, steps, utd=utd, fragment=fragment)  # noqa: E731
+    sides: dict[str, Callable[[], None]] = {"rllib": algo.train, "plain": run_plain}
+    d3 = None
+    if use_d3rlpy:
+        cfg = make()
+        model = d3rlpy_ref.make(info.name, cfg)
+        if model is not None:
+            d3 = d3rlpy_ref.Online(info.name, model, args.env, cfg, fragment, utd)
+            sides["d3rlpy"] = lambda: d3.run(steps)
+    try:
+        for fn in sides.values():  # warm-up: fills every side's buffer past one batch
+            fn()
+        rates = _median_rates(steps, sides, args.repeats)
+    finally:
+        algo.stop()
+        plain.close()
+        if d3 is not None:
+            d3.close()
+    out = {"utd": utd, "fragment": fragment, "env_steps": steps, "env_steps_per_s_rllib": round(rates["rllib"], 1),
+           "env_steps_per_s_plain": round(rates["plain"], 1), "ratio": _ratio(rates["rllib"], rates["plain"]), "target": ONLINE_TARGET}
+    if "d3rlpy" in rates:
+        out |= {"env_steps_per_s_d3rlpy": round(rates["d3rlpy"], 1), "ratio_d3rlpy": _ratio(rates["rllib"], rates["d3rlpy"]), "target_d3rlpy": D3RLPY_TARGET}
+    return out
 
 
 def bench_learner(args: argparse.Namespace) -> int:
     import gymnasium as gym
-    import ray
     import torch
 
-    from algorithms.td3 import TD3Config
-    from algorithms.td3_bc import TD3BCConfig
-    from mprl.datasets import build_dataset, load_transitions
-    from mprl.plain import PlainTD3
+    from mprl.benchmarks import d3rlpy_ref
+    from mprl.datasets import build_dataset
 
     torch.set_num_threads(1)
     say = (lambda s: None) if args.json else print
-    with tempfile.TemporaryDirectory() as tmp:
-        os.environ["MINARI_DATASETS_PATH"] = tmp
-        say(f"building a {args.env} random dataset for the offline measurement ...")
-        dataset = build_dataset(args.env, "random", size=20_000, seed=0, progress=None)
-        arrays = load_transitions(dataset)
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    algos = off_policy_algorithms(args.algo)
+    use_d3rlpy = not args.no_d3rlpy and d3rlpy_ref.available()
+    if not args.no_d3rlpy and not use_d3rlpy:
+        say(d3rlpy_ref.missing_line())
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp, _minari_root(tmp), _ray():
+        dataset = None
+        if any("offline" in i.paradigms for i in algos.values()):
+            say(f"building a {args.env} random dataset ({args.dataset_size} transitions) for the offline measurements ...")
+            dataset = build_dataset(args.env, "random", size=args.dataset_size, seed=0, progress=None)
         env = gym.make(args.env)
-
-        # Offline: TD3+BC updates/s.
-        algo = (
-            TD3BCConfig().environment(args.env)
-            .training(dataset=dataset, updates_per_iteration=args.updates, eval_episodes=0)
-            .build_algo()
-        )
-        plain = PlainTD3(env.observation_space, env.action_space, alpha=2.5)
-        plain.train_offline(arrays, 0)
-        algo.train(), plain.update(200)  # warm-up
-        off_rllib, off_plain = _median_rate(args.updates, algo.train, lambda: plain.update(args.updates), args.repeats)
-        algo.stop()
-
-        # Online: TD3 at UTD 5, environment steps/s (fragments of 50 steps, 250 updates each).
-        utd, fragment = 5, 50
-        algo = (
-            TD3Config().environment(args.env)
-            .training(utd=utd, random_steps=0, learning_starts=0, env_steps_per_iteration=args.env_steps, eval_episodes=0)
-            .env_runners(rollout_fragment_length=fragment)
-            .build_algo()
-        )
-        plain = PlainTD3(env.observation_space, env.action_space)
-        run_plain = lambda: plain.train_online(args.env, args.env_steps, utd=utd, fragment=fragment, random_steps=0, eval_every=0)  # noqa: E731
-        algo.train(), run_plain()  # warm-up, fills both buffers
-        on_rllib, on_plain = _median_rate(args.env_steps, algo.train, run_plain, args.repeats)
-        algo.stop()
-        ray.shutdown()
-
-    out = {
-        "env": args.env,
-        "batch_size": 256,
-        "hidden": [256, 256],
-        "offline_updates_per_s_rllib": round(off_rllib, 1),
-        "offline_updates_per_s_plain": round(off_plain, 1),
-        "offline_ratio": round(off_rllib / off_plain, 3),
-        "online_utd": utd,
-        "online_env_steps_per_s_rllib": round(on_rllib, 1),
-        "online_env_steps_per_s_plain": round(on_plain, 1),
-        "online_ratio": round(on_rllib / on_plain, 3),
-    }
+        spaces = (env.observation_space, env.action_space)
+        env.close()
+        for name, info in algos.items():
+            reason = skip_reason(info)
+            if reason:
+                say(f"{name}: skipped: {reason}")
+                results[name] = {"skipped": reason}
+                continue
+            cfg = info.config_class()()
+            entry: dict[str, Any] = {"env": args.env, "batch_size": args.batch_size or int(cfg.train_batch_size_per_learner), "hidden": list(cfg.hidden)}
+            for paradigm, run in (("offline", lambda: bench_offline(info, args, dataset, spaces, use_d3rlpy)),
+                                  ("online", lambda: bench_online(info, args, spaces, use_d3rlpy))):
+                if paradigm not in info.paradigms:
+                    entry[paradigm] = {"skipped": f"no {paradigm} paradigm"}
+                    continue
+                say(f"{name}: {paradigm} ...")
+                try:
+                    entry[paradigm] = run()
+                except Exception as e:  # one broken algorithm must not hide the others' figures
+                    entry[paradigm] = {"error": f"{type(e).__name__}: {e}"}
+                    say(f"{name}: {paradigm} failed: {type(e).__name__}: {e}\n{traceback.format_exc(limit=3)}")
+            results[name] = entry
     if args.json:
-        print(json.dumps(out))
-    else:
-        print(f"\n{'measurement':36s} {'mprl (RLlib)':>13s} {'plain PyTorch':>14s} {'ratio':>7s}")
-        print(f"{'TD3+BC offline, updates/s':36s} {off_rllib:13.1f} {off_plain:14.1f} {out['offline_ratio']:7.3f}  (target ≥ 0.8)")
-        print(f"{'TD3 online UTD 5, env steps/s':36s} {on_rllib:13.1f} {on_plain:14.1f} {out['online_ratio']:7.3f}  (target ≥ 0.7)")
-    return 0
-
-
-def learner_flops(algo: Any, method: str, n: int, *args: Any) -> float:
-    """Matrix-multiply FLOPs of one update: `n` extra updates of the (local) learner, counted."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with FlopCounterMode(display=False) as counter:
-        algo.call_learner(method, n, *args)
-    return counter.get_total_flops() / n
-
-
-def bench_opt(args: argparse.Namespace) -> int:
-    """TD3 fine-tuning vs TD3+OPT from the same TD3+BC checkpoint, on a dataset mprl builds.
-
-    Every run happens in this process, one after another, one torch thread, so wall-clock
-    times compare; OPT's budget includes its N_τ collection steps, as in the paper. Both are
-    evaluated with the same protocol after every iteration (an evaluation of a policy whose
-    weights have not changed since the last one is reused: OPT's collect and pre-train stages).
-    After the timed runs, a few extra updates of each learner are counted with torch's FLOP
-    counter: on a compute-bound CPU, the training FLOP ratio is what the cost ratio tends to.
-    """
-    import ray
-
-    from algorithms.opt import OPTConfig
-    from algorithms.td3 import TD3Config
-    from algorithms.td3_bc import TD3BCConfig
-    from mprl.analysis import summarize, to_markdown
-    from mprl.datasets import build_dataset
-
-    say = (lambda s: None) if args.json else print
-    steps, n_tau = args.env_steps, max(1, args.env_steps // 12)  # the paper: 25k of 300k
-    with tempfile.TemporaryDirectory() as tmp:
-        os.environ["MINARI_DATASETS_PATH"] = tmp
-        dataset = build_dataset(args.env, args.quality, size=args.dataset_size, budget=args.dataset_budget, seed=0, progress=None)
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-        say(f"offline: TD3+BC on {dataset}, {args.offline_updates} updates ...")
-        bc = TD3BCConfig().environment(args.env).training(dataset=dataset, updates_per_iteration=args.offline_updates, eval_episodes=args.eval_episodes).build_algo()
-        offline_score = bc.train().get("normalized_score")
-        checkpoint = bc.save_to_path(os.path.join(tmp, "td3bc"))
-        bc.stop()
-        say(f"offline normalised score {offline_score:.1f}; fine-tuning {steps} env steps at UTD 5, seeds {args.seeds}")
-
-        # `budget_env_steps` cuts the last iteration so both stop at exactly `steps` (OPT's
-        # collect stage shifts its iterations; without it OPT overshot by up to one iteration).
-        common = {"init_checkpoint": checkpoint, "utd": 5, "eval_episodes": args.eval_episodes, "env_steps_per_iteration": max(steps // 5, 1), "budget_env_steps": steps}
-        methods = {
-            "TD3": TD3Config().training(**common),
-            "TD3+OPT": OPTConfig().training(
-                **common, dataset=dataset, n_tau=n_tau, n_pretrain=2 * n_tau, pretrain_updates_per_iteration=2 * n_tau,
-                kappa_start=args.kappa_start, kappa_end=args.kappa_end, kappa_steps=steps // 2,
-            ),
-        }
-        finals: dict[str, list[float]] = {m: [] for m in methods}
-        seconds: dict[str, float] = {m: 0.0 for m in methods}
-        updates: dict[str, dict[str, int]] = {}
-        flops: dict[str, float] = {}
-        for seed in args.seeds:
-            for name, cfg in methods.items():
-                algo = cfg.copy(copy_frozen=False).environment(args.env).debugging(seed=seed).build_algo()
-                t0 = time.perf_counter()
-                while algo.num_env_steps < steps:
-                    result = algo.train()
-                seconds[name] += time.perf_counter() - t0
-                finals[name].append(result["normalized_score"])
-                if name == "TD3":
-                    updates[name] = {"update": algo.num_updates, "env_steps": algo.num_env_steps}
-                    flops.setdefault("TD3 update", learner_flops(algo, "run_updates", 4))
-                else:
-                    updates[name] = {"pretrain": algo.pretrain_done, "finetune": algo.num_updates - algo.pretrain_done, "env_steps": algo.num_env_steps}
-                    flops.setdefault("TD3+OPT finetune update", learner_flops(algo, "finetune", 4, algo.current_kappa()))
-                    flops.setdefault("TD3+OPT pretrain update", learner_flops(algo, "pretrain", 2))
-                algo.stop()
-                say(f"  {name:8s} seed {seed}: final normalised score {result['normalized_score']:6.1f}  ({seconds[name]:.0f}s so far)")
-        ray.shutdown()
-
-    rows = summarize(finals)
-    ratio = seconds["TD3+OPT"] / seconds["TD3"]
-    opt_flops = updates["TD3+OPT"]["finetune"] * flops["TD3+OPT finetune update"] + updates["TD3+OPT"]["pretrain"] * flops["TD3+OPT pretrain update"]
-    flop_ratio = opt_flops / (updates["TD3"]["update"] * flops["TD3 update"])
-    out = {
-        "env": args.env, "dataset_quality": args.quality, "env_steps": steps, "n_tau": n_tau, "seeds": list(args.seeds),
-        "offline_normalized_score": offline_score,
-        "methods": {r.point: {"scores": r.scores, "mean": r.mean, "ci95": [r.ci_low, r.ci_high], "iqm": r.iqm, "wall_clock_s": seconds[r.point]} for r in rows},
-        "opt_cost_ratio": round(ratio, 3),
-        "updates_per_run": updates,
-        "matmul_mflop_per_update": {k: round(v / 1e6, 1) for k, v in flops.items()},
-        "finetune_update_flop_ratio": round(flops["TD3+OPT finetune update"] / flops["TD3 update"], 3),
-        "training_flop_ratio": round(flop_ratio, 3),
-    }
-    if args.json:
-        print(json.dumps(out))
+        print(json.dumps(results))
     else:
         print()
-        print(to_markdown(rows, title=f"{args.env} {args.quality}: final normalised score after {steps} env steps (offline start {offline_score:.1f})"))
-        print(f"\nwall-clock: TD3 {seconds['TD3']:.0f}s, TD3+OPT {seconds['TD3+OPT']:.0f}s → opt_cost_ratio {ratio:.2f} (the paper reports ≈ 1.5)")
-        print("matrix-multiply MFLOP per update: " + ", ".join(f"{k} {v}" for k, v in out["matmul_mflop_per_update"].items()))
-        print(f"FLOP ratio OPT/TD3: per fine-tuning update {out['finetune_update_flop_ratio']:.2f}, whole training {flop_ratio:.2f} (the floor of the cost ratio on a compute-bound CPU)")
+        print(table(results))
     return 0
+
+
+def table(results: dict[str, Any]) -> str:
+    """The human table: rates, RLlib/plain and ours/d3rlpy ratios beside their targets."""
+    f = lambda v: "—" if v is None else f"{v:.1f}"  # noqa: E731
+    r = lambda v, t: "—" if v is None else f"{v:.2f} {'✓' if v >= t else '✗'} (≥ {t})"  # noqa: E731
+    head = f"{'algorithm':9s} {'measurement':22s} {'mprl (RLlib)':>12s} {'plain':>9s} {'RLlib/plain':>16s} {'d3rlpy':>9s} {'ours/d3rlpy':>16s}"
+    lines = [head, "-" * len(head)]
+    for name, e in results.items():
+        if "skipped" in e:
+            lines.append(f"{name:9s} skipped: {e['skipped']}")
+            continue
+        for paradigm, unit in (("offline", "updates/s"), ("online", "env steps/s")):
+            m = e.get(paradigm, {})
+            if "skipped" in m:
+                continue
+            if "error" in m:
+                lines.append(f"{name:9s} {paradigm}: error: {m['error']}")
+                continue
+            what = f"{paradigm} {unit}" + (f" UTD {m['utd']}" if paradigm == "online" else "")
+            key = "updates_per_s" if paradigm == "offline" else "env_steps_per_s"
+            lines.append(f"{name:9s} {what:22s} {f(m.get(key + '_rllib')):>12s} {f(m.get(key + '_plain')):>9s} {r(m.get('ratio'), m['target']):>16s} "
+                         f"{f(m.get(key + '_d3rlpy')):>9s} {r(m.get('ratio_d3rlpy'), D3RLPY_TARGET):>16s}")
+    return "\n".join(lines)
+
+
+def add_parser(sub: Any, func: Callable[[argparse.Namespace], int]) -> None:
+    p = sub.add_parser("learner", help="every algorithm's learner through RLlib vs a plain PyTorch loop of the same math vs d3rlpy")
+    p.add_argument("--algo", nargs="+", metavar="NAME", help="algorithms to measure (default: every registered one)")
+    p.add_argument("--json", action="store_true", help="print one JSON object keyed by algorithm")
+    p.add_argument("--env", default="Hopper-v5")
+    p.add_argument("--updates", type=int, default=1000, help="offline updates per measurement")
+    p.add_argument("--env-steps", type=int, default=500, help="online env steps per measurement")
+    p.add_argument("--utd", type=int, default=None, help="online updates per env step (default: each algorithm's default)")
+    p.add_argument("--fragment", type=int, default=50, help="env steps per fragment (k·UTD updates after each)")
+    p.add_argument("--batch-size", type=int, default=None, help="minibatch size (default: each algorithm's)")
+    p.add_argument("--dataset-size", type=int, default=20_000, help="transitions of the random dataset of the offline measurements")
+    p.add_argument("--repeats", type=int, default=3, help="alternating measurements per side; the median is reported")
+    p.add_argument("--no-d3rlpy", action="store_true", help="skip the d3rlpy columns")
+    p.set_defaults(func=func)

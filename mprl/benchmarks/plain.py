@@ -1,6 +1,11 @@
-"""Plain PyTorch TD3 / TD3+BC: the same math as the RLlib learners, with no Ray in the loop.
+"""Plain PyTorch loops of mprl's algorithms: the same math as the RLlib learners, no Ray in the loop.
 
-It is the baseline of `mprl bench learner` and the agent that builds medium/expert datasets.
+- `PlainLearner`: any registered off-policy algorithm, built from its own config the way
+  `DataLearner` builds it (module class and model_config from the config's module spec, one
+  Adam per `optimizer_groups` entry, the same `Sampler`, the algorithm's `Updates`), driven
+  by a plain `for` loop. It is the baseline of `mprl bench learner`: the ratio RLlib/plain
+  is what RLlib's machinery costs on top of the math.
+- `PlainTD3`: TD3 / TD3+BC on `td3_core`, the agent that builds medium/expert datasets.
 """
 
 from __future__ import annotations
@@ -15,8 +20,96 @@ import torch
 from torch import nn
 
 from algorithms.common.replay import TensorReplay
-from algorithms.common.td3_core import TD3Hparams, TD3Updater, build_td3_networks, policy_action
+from algorithms.common.td3_core import (
+    TD3Hparams,
+    TD3Updater,
+    build_td3_networks,
+    policy_action,
+)
 from mprl.evaluation import evaluate_policy
+
+
+class PlainLearner:
+    """An algorithm's module, optimisers, sampler and `Updates`, with no Ray and no RLlib learner.
+
+    `config` is the algorithm's (unbuilt) RLlib config with `.environment(...)` and
+    `.training(paradigm=..., ...)` set, exactly what `build_algo()` would get.
+    """
+
+    def __init__(self, config: Any, observation_space: gym.spaces.Box, action_space: gym.spaces.Box, device: str = "cpu") -> None:
+        from algorithms.common.learner import build_sampler
+
+        self.config = config
+        self.device = torch.device(device)
+        spec = config.get_default_rl_module_spec()
+        spec.observation_space, spec.action_space = observation_space, action_space
+        self.module = spec.build().to(self.device)
+        cls = config.updates_class
+        obs_dim, act_dim = int(np.prod(observation_space.shape)), int(np.prod(action_space.shape))
+        torch.manual_seed(config.seed or 0)  # as DataLearner.build
+        prepare = {"prepare": lambda arrays: cls.prepare_dataset(arrays, config, self.module)} if hasattr(cls, "prepare_dataset") else {}
+        sampler = build_sampler(config, obs_dim, act_dim, cls.REPLAY_FIELDS, self.device, self.module.normalizer, **prepare)
+        self.optimizers = {
+            name: torch.optim.Adam(list(net.parameters()) if isinstance(net, nn.Module) else list(net), lr=lr)
+            for name, (net, lr) in cls.optimizer_groups(self.module, config).items()
+        }
+        self.updates = cls(self.module, config, self.optimizers, sampler, self.device)
+        self.batch_size = int(config.train_batch_size_per_learner)
+        self._env: gym.Env | None = None
+        self._obs: np.ndarray | None = None
+
+    @property
+    def sampler(self) -> Any:
+        return self.updates.sampler
+
+    def update(self, num_updates: int) -> dict[str, torch.Tensor]:
+        """`num_updates` calls of `Updates.update` on freshly sampled minibatches; the last metrics."""
+        metrics: dict[str, torch.Tensor] = {}
+        if num_updates <= 0 or not self.sampler.can_sample():  # as Updates.run
+            return metrics
+        for batch in self.updates.batches("update", num_updates, self.batch_size):
+            metrics = self.updates.update(batch)
+        return metrics
+
+    def add(self, transitions: dict[str, np.ndarray]) -> None:
+        """Online rows into the sampler, as `DataLearner.add_transitions` stores them."""
+        if "source" in self.updates.REPLAY_FIELDS:
+            transitions = {**transitions, "source": np.ones(len(transitions["rewards"]), dtype=np.float32)}
+        prepare = getattr(self.updates, "prepare_transitions", None)
+        self.sampler.add(prepare(transitions) if prepare else transitions)
+
+    @torch.no_grad()
+    def explore(self, obs: np.ndarray) -> np.ndarray:
+        a = self.module.explore(torch.as_tensor(obs, dtype=torch.float32, device=self.device)[None])
+        return a[0].cpu().numpy()
+
+    def train_online(self, env_id: str, env_steps: int, *, utd: int, fragment: int, seed: int = 0) -> None:
+        """The base's online loop by hand: after each fragment of k env steps (exploring with the
+        module's own `explore`), k transitions into the sampler, then exactly k × utd updates.
+        The environment and its episode carry over between calls, as an env runner's do."""
+        if self._env is None:
+            self._env = gym.make(env_id)
+            self._obs, _ = self._env.reset(seed=seed)
+        env, obs = self._env, self._obs
+        done = 0
+        while done < env_steps:
+            k = min(fragment, env_steps - done)
+            rows: dict[str, list[Any]] = {"obs": [], "actions": [], "rewards": [], "next_obs": [], "terminals": []}
+            for _ in range(k):
+                action = self.explore(obs)
+                next_obs, reward, terminated, truncated, _ = env.step(action)
+                for key, v in zip(rows, (obs, action, reward, next_obs, float(terminated))):
+                    rows[key].append(v)
+                obs = env.reset()[0] if terminated or truncated else next_obs
+            self.add({key: np.asarray(v, dtype=np.float32) for key, v in rows.items()})
+            self.update(k * utd)
+            done += k
+        self._obs = obs
+
+    def close(self) -> None:
+        if self._env is not None:
+            self._env.close()
+            self._env = None
 
 
 class TD3Networks(nn.Module):

@@ -2,7 +2,7 @@
 
 How a build works
 - `random`: uniform actions (`action_space.sample()`, seeded), `size` transitions.
-- `medium` / `medium-replay` / `expert`: a `mprl.plain.PlainTD3` agent trains online for
+- `medium` / `medium-replay` / `expert`: a `mprl.benchmarks.plain.PlainTD3` agent trains online for
   `budget` env steps, evaluated every `max(budget // 20, 1000)` steps. `expert` is the final
   agent; `medium` the earliest evaluated snapshot whose normalised score reaches 1/3 of the
   final agent's; `medium-replay` every transition the agent saw up to that snapshot.
@@ -354,7 +354,7 @@ def _td3_quality(env_id: str, quality: str, size: int | None, budget: int, seed:
                  refs: tuple[float, float] | None, rand_ret: float, progress: Progress,
                  agent_settings: dict | None = None):
     """Train PlainTD3 online, pick the snapshot, return (buffers, policy_state, meta, ref_max)."""
-    from mprl.plain import PlainTD3
+    from mprl.benchmarks.plain import PlainTD3
 
     env = make_env(env_id)
     obs_space, act_space = env.observation_space, env.action_space
@@ -423,7 +423,7 @@ def _td3_quality(env_id: str, quality: str, size: int | None, budget: int, seed:
         "expert_return": final_ret,
         "medium_rule": "earliest evaluated snapshot with normalised score >= final / 3",
         "normalised_with": "d4rl" if refs is not None else "measured random return and final agent return",
-        "agent": "mprl.plain.PlainTD3",
+        "agent": "mprl.benchmarks.plain.PlainTD3",
         "agent_settings": {**(agent_settings or {}), "utd": utd},
     }
     if quality in ("medium", "expert"):
@@ -536,7 +536,7 @@ def build_dataset(
         with _minari_root(staging):
             write_minari(
                 dataset_id, buffers, env_id, ref_min=ref_min, ref_max=ref_max,
-                algorithm="uniform random" if quality == "random" else "mprl.plain.PlainTD3",
+                algorithm="uniform random" if quality == "random" else "mprl.benchmarks.plain.PlainTD3",
                 description=f"mprl {quality} dataset for {env_id} ({n_steps} transitions, seed {seed}).",
                 data_format=data_format,
             )

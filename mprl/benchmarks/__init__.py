@@ -1,0 +1,4 @@
+"""mprl's benchmarks: `mprl bench learner` (learner speed: RLlib vs a plain loop vs d3rlpy),
+`mprl bench algorithms` (Hopper medium scores, ours vs d3rlpy), `mprl bench opt`.
+
+Imports nothing heavy here, so `mprl --help` stays fast."""
