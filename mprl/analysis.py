@@ -72,6 +72,7 @@ __all__ = [
     "final_scores_from_tune",
     "curves_from_tune",
     "write_report",
+    "plot_search",
 ]
 
 
@@ -603,3 +604,53 @@ def write_report(
     paths["md"].write_text(to_markdown(rows, title=title))
     plot_points(rows, paths["png"], title=title)
     return {k: str(v) for k, v in paths.items()}
+
+
+def plot_search(
+    trials: Sequence[tuple[Mapping[str, Any], float, Any, bool]],
+    keys: Sequence[str],
+    path: str | os.PathLike,
+    *,
+    log_keys: set[str] | frozenset[str] = frozenset(),
+    ylabel: str = "final normalised score",
+    title: str = "",
+) -> None:
+    """PNG for a search: one panel per searched setting, the final score of each trial against
+    its value; colour = seed; hollow markers = trials stopped before their budget.
+
+    ``trials``: (values by setting, final score, seed, reached the budget) per trial. Settings
+    with non-numeric values (a `choice` of names) are drawn at categorical positions."""
+    if not keys:
+        raise ValueError("plot_search: no searched settings")
+    n = len(keys)
+    fig = _figure(max(4.5, 3.6 * n), 3.6)
+    seeds = sorted({t[2] for t in trials}, key=str)
+    colours = {s: f"C{i % 10}" for i, s in enumerate(seeds)}
+    for i, key in enumerate(keys):
+        ax = fig.add_subplot(1, n, i + 1)
+        values = [t[0].get(key) for t in trials]
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        cats = [] if numeric else sorted({str(v) for v in values})
+        for (vals, score, seed, complete), v in zip(trials, values):
+            x = v if numeric else cats.index(str(v))
+            c = colours[seed]
+            ax.scatter([x], [score], s=28, color=c if complete else "none", edgecolors=c, linewidths=1.2, zorder=3)
+        if not numeric:
+            ax.set_xticks(range(len(cats)))
+            ax.set_xticklabels(cats, rotation=30 if max(map(len, cats or [""])) > 8 else 0, fontsize=8)
+        elif key in log_keys:
+            ax.set_xscale("log")
+        ax.set_xlabel(key)
+        if i == 0:
+            ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], marker="o", ls="", color=colours[s], label=f"seed {s}") for s in seeds]
+    handles.append(Line2D([], [], marker="o", ls="", color="0.4", markerfacecolor="none", label="stopped early"))
+    fig.axes[-1].legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, bbox_inches="tight")

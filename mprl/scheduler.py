@@ -378,7 +378,6 @@ class Scheduler:
                 aside = storage.join(self.location, f"{node_id}.abandoned-{int(time.time())}")
                 storage.move(exp_path, aside)  # an unrestorable attempt: kept for inspection, never mixed in
                 self.write(f"[{node_id}] an unrestorable earlier attempt moved to {aside}")
-            base_space = param_space
             param_space = dict(param_space)
             param_space["seed"] = tune.grid_search(list(phase.tune.seeds))
             if phase.sweep and not search.is_search(phase):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from typing import Annotated, Any, ClassVar, Literal, Optional
+from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 
 import yaml
 from pydantic import (
@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from mprl import catalogue
+from mprl import catalogue, search
 from mprl.errors import MprlError
 from mprl.spec.messages import (
     _did_you_mean,
@@ -39,7 +39,9 @@ from mprl.spec.values import (
     _checkpoint_path,
     _config_problems,
     _dataset_id,
+    _env_id,
     _env_problem,
+    _env_variant_problems,
     _max_failures,
     _none_to_empty,
     _phase_problems,
@@ -248,6 +250,47 @@ class Evaluation(_SpecModel):
         return _none_to_empty(data)
 
 
+class EarlyStopping(_SpecModel):
+    """A Tune trial scheduler that stops bad trials early, on the phase's own axis (env steps
+    online and hybrid, gradient updates offline). Written as `asha`, `median` or a mapping."""
+
+    yaml_shape: ClassVar[str] = "such as {type: asha, grace_period: 2000, reduction_factor: 3} (or just asha / median)"
+
+    type: Literal["asha", "median"] = Field(description="asha (asynchronous successive halving) or median (median stopping rule)")
+    grace_period: Optional[PositiveInt] = Field(
+        None, description="budget units every trial runs before it can be stopped (default: one evaluation interval)"
+    )
+    reduction_factor: Annotated[float, Field(gt=1)] = Field(3.0, description="asha: 1/reduction_factor of the trials go on at each rung")
+    min_samples_required: PositiveInt = Field(3, description="median: trials that must have reported before one is stopped")
+
+    @classmethod
+    def _normalize(cls, data: Any) -> Any:
+        return {"type": data} if isinstance(data, str) else data
+
+
+class RerunBest(_SpecModel):
+    """After a search, run its best configuration again on new seeds for its CI across seeds."""
+
+    yaml_shape: ClassVar[str] = "such as {seeds: 5} or {seeds: [100, 101, 102]}"
+
+    seeds: Annotated[list[Seed], BeforeValidator(_seed_list)] = Field(
+        default_factory=list, description="seeds of the re-run: a list, or a count N (the N seeds after the search's largest)"
+    )
+    count: Optional[PositiveInt] = Field(None, description="written as `seeds: N`: how many seeds (filled in as a list)")
+
+    @classmethod
+    def _normalize(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and isinstance(data.get("seeds"), int) and not isinstance(data.get("seeds"), bool):
+            return {**{k: v for k, v in data.items() if k != "seeds"}, "count": data["seeds"]}
+        return data
+
+    @classmethod
+    def _check(cls, data: Mapping) -> list[tuple[tuple, str, Any]]:
+        if bool(data.get("seeds")) == (data.get("count") is not None):
+            return [(("seeds",), "give the re-run's seeds as a list or as a count, e.g. {seeds: 5}", data.get("seeds"))]
+        return []
+
+
 class TuneSettings(_SpecModel):
     """How the phase runs as a Ray Tune experiment: one trial per seed, and the metric
     that ranks trials and checkpoints."""
@@ -264,10 +307,21 @@ class TuneSettings(_SpecModel):
         1, description="retries of a failed trial from its last checkpoint (Tune FailureConfig; -1 = unlimited)"
     )
     checkpoint_num_to_keep: Optional[PositiveInt] = Field(None, description="checkpoints kept per trial; null = all")
+    num_samples: PositiveInt = Field(1, description="a search (`sweep:` of distributions): points sampled, each run once per seed")
+    search: Literal["random", "optuna", "hyperopt"] = Field(
+        "random", description="search algorithm: random (Tune's random/grid variant generator), optuna or hyperopt (pip install 'mprl[search]')"
+    )
+    scheduler: Optional[EarlyStopping] = Field(None, description="early stopping of bad trials: asha or median (null: none)")
+    rerun_best: Optional[RerunBest] = Field(None, description="a search: re-run the best configuration on new seeds, {seeds: N}")
 
     @classmethod
     def _normalize(cls, data: Any) -> Any:
         return _none_to_empty(data)
+
+    def _complete(self) -> None:
+        if self.rerun_best is not None and self.rerun_best.count is not None:  # {seeds: N}
+            start = max(self.seeds) + 1
+            self.rerun_best.seeds, self.rerun_best.count = list(range(start, start + self.rerun_best.count)), None
 
     @classmethod
     def _check(cls, data: Mapping) -> list[tuple[tuple, str, Any]]:
@@ -395,7 +449,11 @@ class Phase(_SpecModel):
     paradigm: Optional[Paradigm] = Field(
         None, description="offline, online or hybrid; defaults to the algorithm's and must equal it"
     )
-    env: str = Field(description="a registered Gymnasium environment id, e.g. 'Hopper-v5'")
+    env: Any = Field(
+        description="a registered Gymnasium environment id such as 'Hopper-v5', a named deployment context such as "
+        "'mprl/Hopper-real-v0' (`mprl envs`), or {id, dynamics, observation_noise, action_delay}; "
+        "recorded as one id (a mapping becomes its canonical id)"
+    )
     dataset: Optional[DatasetRef] = Field(
         None, description="a Minari dataset id or {id, build}; required iff the algorithm learns from a dataset"
     )
@@ -408,10 +466,11 @@ class Phase(_SpecModel):
     evaluation: Evaluation = Field(default_factory=Evaluation, description="periodic evaluation episodes")
     config: ConfigOverrides = Field(default_factory=dict, description="overrides of the algorithm's settings")
     tune: TuneSettings = Field(default_factory=TuneSettings, description="Ray Tune settings: seeds, metric, retries")
-    sweep: list[dict[str, Any]] = Field(
+    sweep: Union[list[dict[str, Any]], dict[str, Any]] = Field(
         default_factory=list,
-        description="sweep points: each a mapping of algorithm settings (as under config:) plus an optional "
-        "`label`; one Tune trial per point and seed, and a table per point after the phase",
+        description="a list of sweep points (each a mapping of algorithm settings plus an optional `label`; one "
+        "trial per point and seed, a table per point), or a search space: a mapping of settings to distributions "
+        "such as {uniform: [lo, hi]} (mprl.search; tune.num_samples, tune.search, tune.scheduler)",
     )
     select: Selection = Field(
         default_factory=Selection, description="the checkpoints handed to the next phase: best, last, {top_k: K} or {at: [...]}"
@@ -448,6 +507,10 @@ class Phase(_SpecModel):
             message = _env_problem(env)
             if message:
                 problems.append((("env",), message, env))
+        elif isinstance(env, Mapping):
+            problems += _env_variant_problems(env)
+        else:
+            problems.append((("env",), "must be a Gymnasium id such as 'Hopper-v5' or a mapping {id, dynamics, observation_noise, action_delay}", env))
 
         if entry is not None:
             dataset = data.get("dataset")
@@ -505,6 +568,15 @@ class Phase(_SpecModel):
             if not config_problems:
                 problems += _phase_problems(entry, config, resolved, budget, warm)
         sweep = data.get("sweep")
+        tune = data.get("tune") if isinstance(data.get("tune"), Mapping) else {}
+        problems += search.tune_problems(tune, isinstance(sweep, Mapping))
+        if entry is not None and isinstance(sweep, Mapping):  # a search space (mprl.search)
+            unit = PARADIGM_UNITS[resolved]
+            problems += search.space_problems(
+                entry, sweep, config, tune,
+                check_config=lambda settings: _config_problems(entry, settings, unit, resolved),
+                check_phase=lambda settings: _phase_problems(entry, settings, resolved, budget, warm),
+            )
         if entry is not None and isinstance(sweep, list):
             unit = PARADIGM_UNITS[resolved]
             labels = []
@@ -525,12 +597,20 @@ class Phase(_SpecModel):
         return problems
 
     def _complete(self) -> None:
+        self.env = _env_id(self.env)
         if self.paradigm is None:
             self.paradigm = catalogue.CATALOGUE[self.algorithm].paradigm
         if self.evaluation.interval is None:
             self.evaluation.interval = max(1, math.ceil(self.budget.value / 10))
 
     # ---- what the runner needs
+    @property
+    def env_context(self) -> dict[str, Any]:
+        """The deployment context this phase runs in: id, base env, changes, description (mprl.envs)."""
+        from mprl.envs import env_context
+
+        return env_context(self.env)
+
     @property
     def entry(self) -> catalogue.AlgorithmEntry:
         """The catalogue entry of this phase's algorithm."""
