@@ -8,6 +8,7 @@ learning checks on a real local Ray.
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -163,3 +164,73 @@ def test_ten_percent_bc_trains_on_the_best_episodes_only(ray_local, minari_root,
         assert algo.train()["num_updates_lifetime"] == 500
     finally:
         algo.stop()
+
+
+# ------------------------------------------------------------------------------ transfers (no Ray)
+
+
+@pytest.mark.parametrize("head", ["deterministic", "gaussian"])
+def test_bc_to_td3_carries_the_policy_exactly(head):
+    from mprl.catalogue import get_algorithm
+    from mprl.transfer import apply, check, snapshot_from_module
+    from mprl.transfer.snapshots import module_from_config
+
+    def built(name, seed, **settings):
+        cfg = get_algorithm(name).new_config()
+        for k, v in settings.items():
+            setattr(cfg, k, v)
+        torch.manual_seed(seed)
+        module = module_from_config(cfg, "Hopper-v5")
+        module.normalizer.set_stats(torch.randn(11), torch.rand(11) + 0.5)
+        return module
+
+    src, tgt = built("bc", 1, head=head), built("td3", 2)
+    assert [r.role for r in src.declared_roles()] == ["actor"]  # BC declares no critic
+    source = snapshot_from_module(src, algorithm="bc", env="Hopper-v5")
+    report = check(source, snapshot_from_module(tgt, algorithm="td3", env="Hopper-v5"))
+    apply(report, source, tgt)
+    roles = {r.role: r for r in report.roles}
+    assert report.policy == "exact"
+    assert roles["actor"].status == ("exact" if head == "deterministic" else "adapted")
+    assert roles["actor_target"].status == "synced"
+    assert roles["q[0]"].status == "initialised" and roles["q[0]"].detail == "missing role: the source has no critic"
+    obs = torch.randn(500, 11) * 2
+    with torch.no_grad():
+        torch.testing.assert_close(tgt.act(obs), src.act(obs), rtol=0, atol=1e-6)
+        torch.testing.assert_close(tgt.actor_target(tgt.normalizer(obs)), src.act(obs), rtol=0, atol=1e-6)
+
+
+# ------------------------------------------------------------------------------ pipeline (real Ray + Tune)
+
+
+def test_bc_to_td3_pipeline(ray_local, minari_root, expert_data, tmp_path):
+    """BC offline → TD3 online: TD3's evaluation before its first update equals the return of
+    BC's selected checkpoint (an exact policy transfer, same evaluation seeds), and the lineage
+    records both phases, the parent checkpoint and the transfer."""
+    from mprl.lineage import LineageStore
+    from mprl.runner import run_pipeline
+    from mprl.spec import parse_pipeline
+
+    evaluation = {"interval": 200, "episodes": 2, "seed": 321}
+    spec = parse_pipeline({"name": "bc-td3", "storage_path": str(tmp_path), "videos": {"selected": False}, "phases": [
+        {"name": "bc", "algorithm": "bc", "env": "InvertedPendulum-v5", "dataset": {"id": expert_data}, "budget": {"updates": 400},
+         "evaluation": evaluation, "config": {"hidden": [64, 64]}, "tune": {"seeds": [0]}},
+        {"name": "td3", "algorithm": "td3", "env": "InvertedPendulum-v5", "init_from": "bc", "budget": {"env_steps": 200},
+         "evaluation": {**evaluation, "interval": 100}, "config": {"hidden": [64, 64], "utd": 1}, "tune": {"seeds": [0]}},
+    ]})
+    result = run_pipeline(spec, write=lambda _: None)
+    bc, td3 = result.phases
+    assert [(p.algorithm, p.paradigm) for p in result.phases] == [("bc", "offline"), ("td3", "online")]
+    assert (bc.updates, td3.env_steps) == (400, 200)
+    assert td3.initial_return == bc.evaluation_return  # exact: same policy, same episode seeds
+    with LineageStore(result.run_dir, readonly=True) as store:
+        nodes = {n["node_id"]: n for n in store.nodes()}
+        assert list(nodes) == ["bc", "td3"] and all(n["status"] == "succeeded" for n in nodes.values())
+        parent = store.checkpoint(nodes["td3"]["parent_checkpoint_id"])
+        assert parent["node_id"] == "bc" and parent["selected"] == 1 and parent["checkpoint_id"] == bc.checkpoint_id
+        assert parent["evaluation_return"] == bc.evaluation_return
+        (transfer,) = store.transfers()
+        report = json.loads(transfer["report_json"])
+        assert transfer["node_id"] == "td3" and report["policy"] == "exact"
+        roles = {r["role"]: r["status"] for r in report["roles"]}
+        assert roles["actor"] == "exact" and roles["actor_target"] == "synced" and roles["q[0]"] == "initialised"
