@@ -26,8 +26,10 @@ class EvalResult:
 
 def evaluate_policy(act: Callable[[np.ndarray], np.ndarray], env_id: str, episodes: int, seed: int = 10_000, env: gym.Env | None = None) -> EvalResult:
     """Run `episodes` episodes with `act` (obs → action, no exploration); episode i is seeded seed + i."""
+    from mprl.envs import make_env  # deployment contexts (variant ids) included
+
     own_env = env is None
-    env = env or gym.make(env_id)
+    env = env or make_env(env_id)
     returns, lengths = [], []
     try:
         for i in range(episodes):

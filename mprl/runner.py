@@ -118,8 +118,10 @@ def phase_config(phase: Any, init_checkpoint: str | None, refs: tuple[float, flo
     """The phase's RLlib AlgorithmConfig: catalogue defaults ← phase settings ← `config:` overrides."""
     from mprl.datasets import datasets_root
 
+    from mprl.envs import rllib_env
+
     entry = get_algorithm(phase.algorithm)
-    cfg = entry.new_config().environment(phase.env)
+    cfg = entry.new_config().environment(rllib_env(phase.env))  # a deployment context: known to every env runner
     settings: dict[str, Any] = {
         "eval_episodes": phase.evaluation.episodes,
         "eval_seed": phase.evaluation.seed,

@@ -39,7 +39,9 @@ from mprl.spec.values import (
     _checkpoint_path,
     _config_problems,
     _dataset_id,
+    _env_id,
     _env_problem,
+    _env_variant_problems,
     _max_failures,
     _none_to_empty,
     _phase_problems,
@@ -447,7 +449,11 @@ class Phase(_SpecModel):
     paradigm: Optional[Paradigm] = Field(
         None, description="offline, online or hybrid; defaults to the algorithm's and must equal it"
     )
-    env: str = Field(description="a registered Gymnasium environment id, e.g. 'Hopper-v5'")
+    env: Any = Field(
+        description="a registered Gymnasium environment id such as 'Hopper-v5', a named deployment context such as "
+        "'mprl/Hopper-real-v0' (`mprl envs`), or {id, dynamics, observation_noise, action_delay}; "
+        "recorded as one id (a mapping becomes its canonical id)"
+    )
     dataset: Optional[DatasetRef] = Field(
         None, description="a Minari dataset id or {id, build}; required iff the algorithm learns from a dataset"
     )
@@ -501,6 +507,10 @@ class Phase(_SpecModel):
             message = _env_problem(env)
             if message:
                 problems.append((("env",), message, env))
+        elif isinstance(env, Mapping):
+            problems += _env_variant_problems(env)
+        else:
+            problems.append((("env",), "must be a Gymnasium id such as 'Hopper-v5' or a mapping {id, dynamics, observation_noise, action_delay}", env))
 
         if entry is not None:
             dataset = data.get("dataset")
@@ -587,12 +597,20 @@ class Phase(_SpecModel):
         return problems
 
     def _complete(self) -> None:
+        self.env = _env_id(self.env)
         if self.paradigm is None:
             self.paradigm = catalogue.CATALOGUE[self.algorithm].paradigm
         if self.evaluation.interval is None:
             self.evaluation.interval = max(1, math.ceil(self.budget.value / 10))
 
     # ---- what the runner needs
+    @property
+    def env_context(self) -> dict[str, Any]:
+        """The deployment context this phase runs in: id, base env, changes, description (mprl.envs)."""
+        from mprl.envs import env_context
+
+        return env_context(self.env)
+
     @property
     def entry(self) -> catalogue.AlgorithmEntry:
         """The catalogue entry of this phase's algorithm."""

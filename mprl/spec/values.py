@@ -189,7 +189,7 @@ def _env_problem(env: str) -> Optional[str]:
             importlib.import_module(module)
         except Exception as exc:
             return f"cannot import module {module!r} that should register {env_id!r} ({type(exc).__name__}: {exc})"
-    if env_id in registry:
+    if env_id in registry or _ensure_variant(env_id):
         return None
     message = f"unknown environment {env!r}"
     close = _did_you_mean(env_id, registry.keys())
@@ -199,6 +199,32 @@ def _env_problem(env: str) -> Optional[str]:
     if notes:
         message += f" [{'; '.join(notes)}]"
     return message
+
+
+def _ensure_variant(env_id: str) -> bool:
+    """A self-describing deployment-context id (mprl.envs) is registered on first use."""
+    try:
+        from mprl.envs import ensure_registered
+    except Exception:  # noqa: BLE001  (reported by the registration-module notes)
+        return False
+    return ensure_registered(env_id)
+
+
+def _env_variant_problems(env: Mapping) -> list[tuple[tuple, str, Any]]:
+    """Problems of `env: {id, dynamics, observation_noise, action_delay}` (a deployment context)."""
+    from mprl.envs import variant_problems
+
+    return [(("env", *loc), message, value) for loc, message, value in variant_problems(env)]
+
+
+def _env_id(env: Any) -> Any:
+    """The one string a phase's environment is named by: a deployment-context mapping becomes its
+    canonical id (a named variant's id when the changes are one's, else a self-describing id)."""
+    if not isinstance(env, Mapping):
+        return env
+    from mprl.envs import canonical_variant, variant_id
+
+    return variant_id(canonical_variant(env))
 
 
 def _settings_model(entry: catalogue.AlgorithmEntry) -> Any:

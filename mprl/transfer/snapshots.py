@@ -128,15 +128,14 @@ def snapshot_from_module(module: Any, normalize_actions: bool | None = None, **m
 
 def module_from_config(config: Any, env: str | None = None) -> Any:
     """The learner-side module an AlgorithmConfig builds for `env` (or the config's env), targets made."""
-    import gymnasium as gym
-
+    from mprl.envs import make_env
     from mprl.errors import MprlError
 
     env_id = env or config.env
     if not isinstance(env_id, str):
         raise MprlError("The target algorithm needs an environment: pass --env (a Gymnasium id such as 'Hopper-v5').")
     try:
-        gym_env = gym.make(env_id)
+        gym_env = make_env(env_id)  # deployment contexts (variant ids) included
     except Exception as e:  # noqa: BLE001
         raise MprlError(f"Cannot make environment '{env_id}' ({type(e).__name__}: {e}).") from None
     try:
