@@ -68,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     from mprl import bench_serve
     from mprl.bench_scheduler import add_parser as add_bench_scheduler
     from mprl.datasets.cli import add_subparser as add_datasets
+    from mprl.envs_cli import add_subparser as add_envs
     from mprl.lineage.cli import add_subparser as add_lineage  # `lineage show|export`, `curves`
     from mprl.serve.cli import add_subparser as add_serve  # `serve`, `video`
     from mprl.transfer.cli import add_subparser as add_transfer
@@ -91,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     alg.set_defaults(func=cmd_algorithms)
 
     add_datasets(sub)
+    add_envs(sub)
     add_transfer(sub)
     add_lineage(sub)
     add_serve(sub)

@@ -394,7 +394,7 @@ def describe_env(env_id: str) -> str:
         if isinstance(value, dict):
             parts += [f"{n} {word} ×{_num(s)}" for n, s in value.items()]
         else:
-            parts.append(f"{word} ×{_num(value)}")
+            parts.append(f"{'every body' + chr(39) + 's mass' if key == 'body_mass' else word} ×{_num(value)}")
     if "observation_noise" in v:
         parts.append(f"observation noise σ {_num(v['observation_noise'])}")
     if "action_delay" in v:

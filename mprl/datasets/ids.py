@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mprl.envs import env_family, latest_env_id
+from mprl.envs import NAMED_VARIANTS, env_slug, latest_env_id
 from mprl.errors import MprlError
 
 QUALITIES = ("random", "medium", "medium-replay", "expert")
@@ -22,7 +22,8 @@ def datasets_root() -> Path:
 
 
 def default_dataset_id(env_id: str, quality: str) -> str:
-    return f"{NAMESPACE}/{env_family(env_id)}/{quality}-v0"
+    """`mprl/hopper/medium-v0`; a deployment context gets its own: `mprl/hopper-real/medium-v0`."""
+    return f"{NAMESPACE}/{env_slug(env_id)}/{quality}-v0"
 
 
 def parse_dataset_id(dataset_id: str) -> tuple[str | None, str, int]:
@@ -58,7 +59,7 @@ def build_command(dataset_id: str) -> str | None:
     if parsed is None:
         return None
     family, quality, _ = parsed
-    env_id = latest_env_id(family)
+    env_id = latest_env_id(family) or next((v for v in NAMED_VARIANTS if env_slug(v) == family), None)
     cmd = f"mprl datasets build {env_id or 'ENV_ID'} --quality {quality}"
     if quality != "medium-replay":
         cmd += f" --size {DEFAULT_SIZE}"

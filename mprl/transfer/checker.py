@@ -143,6 +143,9 @@ def space_problems(src: ModuleRoles, tgt: ModuleRoles) -> list[str]:
     return problems
 
 
+V_NOT_Q = "a state-value function V(s) is not a Q-function Q(s, a), so neither initialises the other"
+
+
 def _role_words(role: str) -> str:
     base = role[: -len("_target")] if role.endswith("_target") else role
     words = ROLE_WORDS.get(base) or (f"critic '{base}'" if base.startswith("q") else f"'{base}'")
@@ -424,10 +427,22 @@ class _Planner:
             if key not in self.entries:
                 self.add(Entry(key, [], "initialised", "no role", detail="not described"))
 
+    def _note_v_q(self) -> None:
+        note = f"value functions are not carried between V and Q: {V_NOT_Q}"
+        if note not in self.notes:
+            self.notes.append(note)
+
     def map_role(self, t: Net) -> RoleResult:
         cands = self.src.nets_with_role(t.role)
         if not cands:
             why = f"missing role: the source has no {_role_words(t.role)}"
+            kinds = {n.online_role[:1] for n in self.src.nets if not n.is_target}
+            if t.online_role.startswith("q") and "v" in kinds:
+                why += f" ({V_NOT_Q})"
+                self._note_v_q()
+            elif t.online_role == "v" and "q" in kinds:
+                why += f" (its critics are Q(s, a): {V_NOT_Q})"
+                self._note_v_q()
             self.initialise(t, why)
             return RoleResult(t.label, None, "initialised", why)
         cycled = t.index >= len(cands)
@@ -453,6 +468,8 @@ class _Planner:
                     reason = "no known role, and no parameter of the same name and shape in the target"
             elif net.role not in tgt_roles:
                 reason = f"the target has no {_role_words(net.role)}"
+                if net.online_role == "v" and any(r.startswith("q") for r in tgt_roles):
+                    reason += f" ({V_NOT_Q}: the target's critics stay initialised)"
                 if net.is_target and self.options.targets == "sync":
                     reason = "target copies are re-synced from the online networks (transfer_targets=sync)"
             elif self.options.targets == "sync" and net.is_target:
