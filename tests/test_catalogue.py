@@ -35,7 +35,7 @@ def tiny_config(name: str, paradigm: str, dataset: str, root: str):
         settings.update(env_steps_per_iteration=100, budget_env_steps=100, random_steps=20, learning_starts=20, utd=1)
     if paradigm != "online":
         settings.update(dataset=dataset, dataset_root=root)
-    for key, value in {"n_tau": 40, "n_pretrain": 10, "pretrain_updates_per_iteration": 10}.items():  # OPT's stages
+    for key, value in {"n_tau": 40, "n_pretrain": 10, "pretrain_updates_per_iteration": 10, "vae_iterations": 10}.items():  # OPT's and SPOT's stages
         if key in fields:
             settings[key] = value
     return cfg.training(**settings)
