@@ -11,7 +11,7 @@ from mprl.errors import MprlError
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from mprl.runner import run_pipeline
+    from mprl.pipeline.driver import run_pipeline
     from mprl.spec import load_pipeline, parse_pipeline
 
     spec = load_pipeline(args.pipeline)
@@ -27,7 +27,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from mprl.runner import resume_run
+    from mprl.pipeline.driver import resume_run
 
     result = resume_run(args.run, args.storage_path)
     if result is None:  # nothing to resume: said so

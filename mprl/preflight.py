@@ -1,5 +1,5 @@
 """Checks across a pipeline's inputs that no single field's validation can make, run before
-Ray starts or any folder is written (`mprl.runner.validate_inputs`).
+Ray starts or any folder is written (`mprl.pipeline.driver.validate_inputs`).
 
 Today: an offline phase's environment must have its dataset's spaces. The dataset's metadata
 knows the env it was recorded in; a phase on an env of other spaces would otherwise fail tens

@@ -10,7 +10,6 @@ import sys
 import textwrap
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -105,7 +104,7 @@ def test_serve_hands_its_records_to_the_live_scheduler(ray_local, tmp_path):
     import ray
 
     from mprl.lineage.writer import record_video
-    from mprl.runner import new_run_id, start_scheduler
+    from mprl.pipeline.driver import new_run_id, start_scheduler
     from mprl.spec import parse_pipeline
 
     spec = parse_pipeline({"name": "handoff", "storage_path": str(tmp_path), "phases": [

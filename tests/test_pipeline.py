@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from mprl.runner import phase_config, reference_scores_for, run_pipeline
+from mprl.pipeline.driver import run_pipeline
+from mprl.pipeline.phases import phase_config, reference_scores_for
 from mprl.spec import load_pipeline, parse_pipeline
 
 QUICKSTART = Path(__file__).parents[1] / "tune_configs" / "quickstart.yaml"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mprl.runner import run_pipeline
+from mprl.pipeline.driver import run_pipeline
 from mprl.spec import load_pipeline, parse_pipeline
 
 SWEEP = Path(__file__).parents[1] / "tune_configs" / "sweep_kappa.yaml"

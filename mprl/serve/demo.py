@@ -41,7 +41,7 @@ def build_demo_run(
     Returns {"run_id", "run_dir", "checkpoints": [checkpoint ids in training order], "env"}.
     """
     from mprl.lineage import LineageStore
-    from mprl.runner import run_pipeline
+    from mprl.pipeline.driver import run_pipeline
     from mprl.spec import parse_pipeline
 
     spec = parse_pipeline(demo_pipeline(storage_root, env_id, env_steps_per_iteration, eval_episodes, hidden or SMALL_TASK["hidden"]), source="serve-demo")
