@@ -351,7 +351,7 @@ def test_iql_to_td3_carries_policy_and_critics_and_drops_v(actor):
         torch.testing.assert_close(tgt.act(OBS), src.act(OBS), rtol=0, atol=1e-6)
     torch.testing.assert_close(_q(tgt, OBS, ACTS), _q(src, OBS, ACTS))
     skipped = {s.source: s.reason for s in report.skipped}
-    assert all(skipped[k] == "the target has no state-value function" for k in skipped if k.startswith("value."))
+    assert all(skipped[k].startswith("the target has no state-value function") for k in skipped if k.startswith("value."))
     assert len([k for k in skipped if k.startswith("value.")]) == 6
     if actor == "gaussian":
         assert "actor.log_std" in skipped
@@ -365,7 +365,7 @@ def test_td3_to_iql_carries_policy_and_critics_and_initialises_v(actor):
     roles = {r.role: r for r in report.roles}
     assert report.policy == "exact"
     assert roles["actor"].status == ("adapted" if actor == "gaussian" else "exact")
-    assert roles["v"].status == "initialised" and roles["v"].detail == "missing role: the source has no state-value function"
+    assert roles["v"].status == "initialised" and roles["v"].detail.startswith("missing role: the source has no state-value function")
     assert all(torch.equal(v, v_before[k]) for k, v in tgt.value.state_dict().items())  # V left as initialised
     with torch.no_grad():
         torch.testing.assert_close(tgt.act(OBS), src.act(OBS), rtol=0, atol=1e-6)

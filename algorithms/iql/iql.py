@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from algorithms.common.algorithm import OffPolicyAlgorithm, OffPolicyConfig
-from algorithms.common.settings import ONLINE, OffPolicySettings
+from algorithms.common.settings import OFFLINE, ONLINE, OffPolicySettings
 
 
 class IQLSettings(OffPolicySettings):
@@ -33,7 +33,7 @@ class IQLSettings(OffPolicySettings):
     normalize_obs: bool = Field(True, description="normalise states with the dataset's mean and std (+1e-3)")
     normalize_reward: bool = Field(False, description="r ← r·1000/(max−min episode return of the dataset), online rewards too (CORL normalize_reward; on for hopper-medium(-replay))")
     exploration_noise: float = Field(0.03, ge=0.0, description="σ of the Gaussian exploration noise of the deterministic actor, as a fraction of the half action range (the Gaussian actor samples)", json_schema_extra=ONLINE)
-    updates_per_iteration: int = Field(5000, ge=1, description="gradient updates per training iteration of an offline phase (set by evaluation.interval)")
+    updates_per_iteration: int = Field(5000, ge=1, description="gradient updates per training iteration of an offline phase (set by evaluation.interval)", json_schema_extra=OFFLINE)
 
     @model_validator(mode="after")
     def _noise_needs_deterministic_actor(self) -> IQLSettings:
