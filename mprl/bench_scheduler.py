@@ -23,7 +23,7 @@ def bench_pipeline(storage: str, env: str, updates: int, env_steps: int) -> dict
             {"name": "td3", "algorithm": "td3", "env": env, "init_from": "offline", "budget": {"env_steps": env_steps},
              "evaluation": {"interval": env_steps, **evaluation}, "config": {"utd": 1}},
             {"name": "sac", "algorithm": "sac", "env": env, "init_from": "td3", "budget": {"env_steps": env_steps},
-             "evaluation": {"interval": env_steps, **evaluation}, "config": {"num_steps_sampled_before_learning_starts": env_steps // 2}},
+             "evaluation": {"interval": env_steps, **evaluation}, "config": {"utd": 1}},
         ],
     }
 

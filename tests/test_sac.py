@@ -468,11 +468,12 @@ def test_hybrid_sac_mixes_the_dataset_into_each_batch(ray_local, minari_root):
 
     dataset = build_dataset(ENV, "random", size=2000, seed=0, progress=None)
     algo = SACConfig().environment(ENV).training(
-        paradigm="hybrid", dataset=dataset, dataset_root=str(minari_root), env_steps_per_iteration=150, random_steps=50,
-        learning_starts=50, eval_episodes=1, hidden=[32, 32], train_batch_size_per_learner=32,
+        paradigm="hybrid", dataset=dataset, dataset_root=str(minari_root), env_steps_per_iteration=150, random_steps=100,
+        learning_starts=100, eval_episodes=1, hidden=[32, 32], train_batch_size_per_learner=32,
     ).build_algo()
     try:
         row = algo.train()
+        # fragments of 50: updates after those that end at 100 and 150 steps
         assert (row["num_env_steps_lifetime"], row["num_updates_lifetime"], row["replay_size"]) == (150, 100, 150)
         sampler = algo.learner_group._learner.updates.sampler
         assert sampler.mode == "mixed" and len(sampler.offline) == 2000

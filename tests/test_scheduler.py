@@ -31,12 +31,12 @@ def phase(name: str, algorithm: str, budget: dict, init_from: str | None = None,
 
 
 def four_phases(storage: Path) -> dict:
-    """offline → online → offline → online, with three algorithms (TD3 → SAC through RLlib's SAC)."""
+    """offline → online → offline → online, with three algorithms (TD3+BC → SAC across actor kinds)."""
     return {"name": "four", "storage_path": str(storage), "videos": {"selected": False}, "phases": [
         phase("off1", "td3_bc", {"updates": 200}),
         phase("on1", "td3", {"env_steps": 200}, "off1", config={"utd": 1}),
         phase("off2", "td3_bc", {"updates": 200}, "on1"),
-        phase("on2", "sac", {"env_steps": 120}, "off2", config={"num_steps_sampled_before_learning_starts": 60}),
+        phase("on2", "sac", {"env_steps": 120}, "off2"),  # warm-started: updates from its first env step
     ]}
 
 

@@ -1,4 +1,4 @@
-"""Parameter transfer across algorithms: roles, the compatibility checker, the loader, SAC as a phase.
+"""Parameter transfer across algorithms: roles, the compatibility checker, the loader, TD3+BC → SAC.
 
 Module-level tests build real modules (ours and RLlib's SAC/CQL/IQL/PPO/BC) with Hopper's
 spaces and check the transferred functions numerically; the algorithm-level tests run
@@ -163,17 +163,16 @@ def test_td3_family_transfers_are_exact_and_complete(sources):
     t_cfg, target = build("sac", seed=3)
     report = check(snap(s_cfg, source, "td3_bc"), snap(t_cfg, target, "sac")).to_dict()
     assert {r["role"]: r["status"] for r in report["roles"]} == {
-        "actor": "adapted", "q[0]": "adapted", "q[1]": "adapted", "q_target[0]": "adapted", "q_target[1]": "adapted",
+        "normalizer": "exact", "actor": "adapted", "q[0]": "exact", "q[1]": "exact", "q_target[0]": "exact", "q_target[1]": "exact",
     }
-    assert not report["left_initialised"]
-    assert all(s.startswith("actor") for s in report["skipped"])  # SAC has no actor target; bounds are the target's
+    assert report["policy"] == "exact"
+    assert report["left_initialised"] == ["log_alpha"]  # SAC's temperature starts at its initial_alpha
+    assert all(s.startswith("actor_target") for s in report["skipped"])  # SAC has no actor target
 
 
 def test_td3_to_sac_gaussian_mean_is_td3_pre_tanh_action(sources):
     """SAC's Gaussian mean after TD3(+BC) → SAC equals TD3's pre-tanh output, normaliser folded in;
     SAC's deterministic action tanh(mean) then equals TD3's action."""
-    from ray.rllib.core.columns import Columns
-
     s_cfg, source = sources["td3_bc"]
     assert not torch.allclose(source.normalizer.std, torch.ones(11))  # a real fold
     t_cfg, target = build("sac", seed=4)
@@ -182,12 +181,11 @@ def test_td3_to_sac_gaussian_mean_is_td3_pre_tanh_action(sources):
     obs = states(seed=5)
     with torch.no_grad():
         pre_tanh = source.actor.net(source.normalizer(obs))
-        logits = target.forward_inference({Columns.OBS: obs})[Columns.ACTION_DIST_INPUTS]
-    mean, log_std = logits[:, :3], logits[:, 3:]
+        mean, log_std = target.actor.dist_params(target.normalizer(obs))
     assert (mean - pre_tanh).abs().max() < 1e-5
     np.testing.assert_allclose(policy(t_cfg, target, obs), policy(s_cfg, source, obs), atol=1e-6)
-    heads = [e for e in report.entries if e.target.startswith("pi.net")]
-    assert all(e.adapter == "gaussian_mean_rows" for e in heads)
+    heads = [e for e in report.entries if e.target.startswith("actor.net.4")]
+    assert len(heads) == 2 and all(e.adapter == "gaussian_mean_rows" for e in heads)
     assert log_std.std() > 0  # fresh log-std rows, not zeros
 
 
@@ -196,19 +194,19 @@ def test_log_std_init_option(sources):
     t_cfg, target = build("sac", seed=4)
     report = check(snap(s_cfg, source, "td3"), snap(t_cfg, target, "sac"), TransferOptions(log_std_init=-1.0))
     apply(report, snap(s_cfg, source, "td3"), target)
-    from ray.rllib.core.columns import Columns
-
     with torch.no_grad():
-        logits = target.forward_inference({Columns.OBS: states(10)})[Columns.ACTION_DIST_INPUTS]
-    assert torch.allclose(logits[:, 3:], torch.full((10, 3), -1.0))
+        _, log_std = target.actor.dist_params(target.normalizer(states(10)))
+    assert torch.allclose(log_std, torch.full((10, 3), -1.0))
 
 
 def test_sac_to_td3_round_trip_is_exact():
-    """SAC → TD3+BC → SAC: the policy survives both ways (mean rows ↔ deterministic head, unfold/fold)."""
+    """SAC → TD3+BC → SAC: the policy survives both ways (mean rows ↔ deterministic head; both
+    have an observation normaliser, so its statistics are copied and first layers verbatim)."""
     s_cfg, sac = build("sac", seed=6)
-    m_cfg, td3bc = build("td3_bc", seed=7)  # has its own (random) normaliser statistics: unfold
+    m_cfg, td3bc = build("td3_bc", seed=7)
     r1 = check(snap(s_cfg, sac, "sac"), snap(m_cfg, td3bc, "td3_bc"))
-    assert {e.adapter for e in r1.entries if e.target == "actor.net.0.weight"} == {"unfold_normalizer"}
+    assert {e.action for e in r1.entries if e.target == "actor.net.0.weight"} == {"copied"}
+    assert {e.adapter for e in r1.entries if e.target == "actor.net.4.weight"} == {"mean_rows"}
     apply(r1, snap(s_cfg, sac, "sac"), td3bc)
     b_cfg, back = build("sac", seed=8)
     apply(check(snap(m_cfg, td3bc, "td3_bc"), snap(b_cfg, back, "sac")), snap(m_cfg, td3bc, "td3_bc"), back)
@@ -220,8 +218,8 @@ def test_sac_to_td3_round_trip_is_exact():
 def test_rllib_multistream_critics_are_left_initialised_with_reason(sources):
     """RLlib's default SAC Q network (obs/action streams + fusion) has no layer-wise counterpart in an MLP critic."""
     s_cfg, source = sources["td3"]
-    t_cfg, target = build("sac", seed=2, critic_encoder="multistream")
-    report = check(snap(s_cfg, source, "td3"), snap(t_cfg, target, "sac"))
+    t_cfg, target = build("rllib_sac", seed=2)
+    report = check(snap(s_cfg, source, "td3"), snap(t_cfg, target, "rllib_sac"))
     roles = {r.role: r for r in report.roles}
     assert report.policy == "exact"
     assert roles["q[0]"].status == "initialised" and "architecture differs" in roles["q[0]"].detail
@@ -374,7 +372,6 @@ def small_pipeline(storage: Path) -> dict:
             {
                 "name": "online", "algorithm": "sac", "env": ENV, "init_from": "offline",
                 "budget": {"env_steps": 100}, "evaluation": {"interval": 100, **evaluation}, "tune": {"seeds": [0]},
-                "config": {"num_steps_sampled_before_learning_starts": 50},
             },
         ],
     }
@@ -391,19 +388,19 @@ def pipeline_run(ray_local, minari_root, tmp_path_factory):
 
 
 def test_pipeline_td3bc_to_sac_starts_from_the_transferred_skill(pipeline_run):
-    """RLlib's SAC, warm-started from TD3+BC: its first evaluation (same seeds) is the source's."""
+    """SAC, warm-started from TD3+BC: its first evaluation (same seeds) is the source's."""
     spec, result, lines = pipeline_run
     off, on = result.phases
     assert (on.algorithm, on.paradigm, on.env_steps) == ("sac", "online", 100)
-    assert on.updates == 51  # updates from env step 50 to 100, one per step (RLlib's learner metric)
+    assert on.updates == 100  # a warm start has no random warm-up: one update per env step from the first
     assert on.initial_return == pytest.approx(off.evaluation_return, rel=1e-3)
     report = json.loads((Path(result.run_dir) / "online" / "transfer_report.json").read_text())
-    assert report["possible"] and report["policy"] == "exact" and not report["left_initialised"]
+    assert report["possible"] and report["policy"] == "exact" and report["left_initialised"] == ["log_alpha"]
     assert any(l.startswith("[online] transfer:") for l in lines)
 
 
 def test_sac_counts_updates_honestly_and_warm_starts(pipeline_run):
-    """Built directly: env steps meet the budget exactly; updates equal the critic optimiser's steps."""
+    """Built directly: env steps meet the budget exactly; updates equal the critic, actor and temperature optimisers' steps."""
     from ray.rllib.core import DEFAULT_MODULE_ID
 
     from algorithms.sac import SACConfig
@@ -412,7 +409,7 @@ def test_sac_counts_updates_honestly_and_warm_starts(pipeline_run):
     off = result.phases[0]
     cfg = SACConfig().environment(ENV).training(
         budget_env_steps=60, env_steps_per_iteration=40, eval_episodes=3, eval_seed=123,
-        num_steps_sampled_before_learning_starts=20, train_batch_size_per_learner=64, init_checkpoint=off.checkpoint,
+        train_batch_size_per_learner=64, init_checkpoint=off.checkpoint,
     )
     algo = cfg.build_algo()
     try:
@@ -421,8 +418,8 @@ def test_sac_counts_updates_honestly_and_warm_starts(pipeline_run):
         rows = [algo.train() for _ in range(3)]
         assert [r["num_env_steps_lifetime"] for r in rows] == [40, 60, 60] and rows[1]["budget_done"]
         learner = algo.learner_group._learner
-        steps = {name: int(next(iter(learner.get_optimizer(DEFAULT_MODULE_ID, name).state.values()))["step"]) for name in ("qf", "policy")}
-        assert rows[-1]["num_updates_lifetime"] == steps["qf"] == steps["policy"] == 41
+        steps = {name: int(next(iter(learner.get_optimizer(DEFAULT_MODULE_ID, name).state.values()))["step"]) for name in ("critic", "actor", "alpha")}
+        assert rows[-1]["num_updates_lifetime"] == steps["critic"] == steps["actor"] == steps["alpha"] == 60
     finally:
         algo.stop()
 
@@ -467,9 +464,9 @@ def test_cli_transfer_check(pipeline_run, capsys):
     assert main(["transfer", "check", ckpt, "--to", "sac", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["policy"] == "exact" and report["source"]["env"] == ENV
-    assert main(["transfer", "check", ckpt, "--to", "sac", "--config", "critic_encoder=multistream", "--config", "transfer_targets=sync"]) == 0
+    assert main(["transfer", "check", ckpt, "--to", "sac", "--config", "transfer_targets=sync"]) == 0
     out = capsys.readouterr().out
-    assert "architecture differs" in out and "policy: exact" in out
+    assert "synced" in out and "policy: exact" in out
     assert main(["transfer", "check", ckpt, "--to", "td3", "--env", "Walker2d-v5"]) == 2
     captured = capsys.readouterr()
     assert "TRANSFER IMPOSSIBLE" in captured.out and "observation spaces differ" in captured.err

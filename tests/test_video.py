@@ -78,7 +78,7 @@ def test_mprl_video_of_a_missing_checkpoint_is_a_readable_error(tmp_path):
 
 
 def test_sac_checkpoint_serves_its_deterministic_mean_in_env_units(ray_local, tmp_path):
-    """RLlib's SAC module (squashed Gaussian): tanh of the mean, mapped to the action bounds, as evaluation does."""
+    """mprl's SAC module (squashed Gaussian): tanh of the mean, mapped to the action bounds, as evaluation does."""
     import torch
 
     from algorithms.sac import SACConfig
@@ -87,17 +87,21 @@ def test_sac_checkpoint_serves_its_deterministic_mean_in_env_units(ray_local, tm
     from mprl.video import record_video
 
     algo = (SACConfig().environment(ENV_ID)
-            .training(env_steps_per_iteration=100, eval_episodes=1, num_steps_sampled_before_learning_starts=50, hidden=[32, 32])
+            .training(env_steps_per_iteration=100, eval_episodes=1, random_steps=50, learning_starts=50, hidden=[32, 32])
             .build_algo())
     try:
         algo.train()
         path = algo.save(str(tmp_path / "sac")).checkpoint.path
         obs = np.random.default_rng(0).normal(size=(8, 4)).astype(np.float32)
-        want = deterministic_actions(algo.env_runner.module, torch.as_tensor(obs), algo.config.normalize_actions, algo.config.clip_actions)
+        module = algo.env_runner.module
+        want = deterministic_actions(module, torch.as_tensor(obs), algo.config.normalize_actions, algo.config.clip_actions)
+        with torch.no_grad():
+            mean, _ = module.actor.dist_params(module.normalizer(torch.as_tensor(obs)))
+        np.testing.assert_allclose(want, (module.actor.action_bias + module.actor.action_scale * torch.tanh(mean)).numpy(), rtol=1e-6)
     finally:
         algo.stop()
     policy = load_policy(path)
-    assert policy.module_class == "DefaultSACTorchRLModule" and policy.normalize_actions
+    assert policy.module_class == "SACRLModule" and not policy.normalize_actions
     np.testing.assert_allclose(policy.act(obs), want, rtol=1e-5, atol=1e-6)
     assert np.all(np.abs(policy.act(obs * 100)) <= 3.0)  # inside InvertedPendulum's bounds
     assert record_video(path, tmp_path / "sac.mp4", steps=20)["steps"] == 20
