@@ -151,9 +151,12 @@ def node_details(lin: Lineage, n: dict[str, Any]) -> list[str]:
     if seeds:
         text += f" (seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))})"
     if labels:
-        text += f" · sweep: {', '.join(labels)}"
+        text += f" · sweep: {', '.join(labels)}" if len(labels) <= 6 else f" · {len(labels)} sweep/search points"
     if failed:
         text += f" · {failed} failed"
+    stopped = sum(t["status"] == "stopped" for t in trials)  # ended before the budget: early stopping, a stop rule
+    if stopped:
+        text += f" · {stopped} stopped early"
     n_videos = sum(len(lin.videos.get(c["checkpoint_id"], [])) for c in lin.checkpoints.values() if c["node_id"] == n["node_id"])
     lines = [f"{text} · videos: {n_videos}"]
     if n["error"]:

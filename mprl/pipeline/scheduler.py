@@ -136,14 +136,18 @@ def select_checkpoints(candidates: list[tuple[str, dict[str, Any]]], phase: Any,
         by_trial.setdefault(m["trial_id"], []).append((p, m))
     for ckpts in by_trial.values():
         ckpts.sort(key=lambda pm: pm[1].get(budget_key, 0))
+    # A trial stopped before its budget (ASHA, median stopping, a stop rule) has no checkpoint at
+    # the budget: `last` and `at` take the trials that got there, when any did.
     if rule.rule == "last":
-        return [(max((c[-1] for c in by_trial.values()), key=score)[0], "last")]
+        done = [c for c in by_trial.values() if c[-1][1].get("budget_done")] or list(by_trial.values())
+        return [(max((c[-1] for c in done), key=score)[0], "last")]
     if rule.rule == "top_k":
         ranked = sorted(scored, key=score, reverse=True)[: rule.k]
         return [(p, rule.label(phase.budget_value, phase.budget_unit, i)) for i, (p, _) in enumerate(ranked)]
     chosen = []
     for i, point in enumerate(rule.points(phase.budget_value)):
-        at_point = [next((pm for pm in c if pm[1].get(budget_key, 0) >= point), c[-1]) for c in by_trial.values()]
+        reached = [c for c in by_trial.values() if c[-1][1].get(budget_key, 0) >= point] or list(by_trial.values())
+        at_point = [next((pm for pm in c if pm[1].get(budget_key, 0) >= point), c[-1]) for c in reached]
         chosen.append((max(at_point, key=score)[0], rule.label(phase.budget_value, phase.budget_unit, i)))
     return chosen
 
@@ -366,7 +370,9 @@ class Scheduler:
         exp_path = storage.join(self.location, node_id)
         if resume and tune.Tuner.can_restore(exp_path):
             self.write(f"[{node_id}] resuming its Tune experiment from {exp_path}")
-            tuner = tune.Tuner.restore(exp_path, trainable=cfg.algo_class, resume_unfinished=True, resume_errored=True)
+            # a search creates trials after the restore: Tune needs the param space again (its object refs)
+            again = {"param_space": self._search_config(phase, dict(param_space), metric, budget_key)[0]} if search.is_search(phase) else {}
+            tuner = tune.Tuner.restore(exp_path, trainable=cfg.algo_class, resume_unfinished=True, resume_errored=True, **again)
         else:
             if any(name.startswith("experiment_state") for name in storage.list_names(exp_path)):
                 aside = storage.join(self.location, f"{node_id}.abandoned-{int(time.time())}")
