@@ -40,7 +40,7 @@ def behaviour_return(arrays: dict[str, np.ndarray]) -> float:
     from algorithms.common.replay import episode_ids
 
     ends = (np.asarray(arrays["terminals"]) > 0) | (np.asarray(arrays["truncations"]) > 0)
-    ids = episode_ids(arrays["terminals"], arrays["truncations"])
+    ids = np.asarray(episode_ids(arrays["terminals"], arrays["truncations"])).astype(np.int64)
     returns = np.bincount(ids, weights=np.asarray(arrays["rewards"], dtype=np.float64))
     complete = np.unique(ids[ends])
     return float(returns[complete].mean() if complete.size else returns.mean())
@@ -156,9 +156,9 @@ def bench_algorithms(args: argparse.Namespace) -> int:
     with _ray():
         for seed in args.seeds:
             for name, info in algos.items():
-                runs: dict[str, Callable[[], float | None]] = {"mprl": lambda: run_ours(info, args, dataset, seed)}
+                runs: dict[str, Callable[[], float | None]] = {"mprl": lambda info=info, seed=seed: run_ours(info, args, dataset, seed)}
                 if use_d3rlpy:
-                    runs["d3rlpy"] = lambda: run_d3rlpy(info, args, dataset, seed, arrays, data)
+                    runs["d3rlpy"] = lambda info=info, seed=seed: run_d3rlpy(info, args, dataset, seed, arrays, data)
                 for impl, run in runs.items():
                     t0 = time.perf_counter()
                     score = run()
@@ -175,7 +175,7 @@ def bench_algorithms(args: argparse.Namespace) -> int:
         rows[name] = {r.point: r for r in summary}
     total = time.perf_counter() - t_start
     result = {
-        "env": args.env, "dataset": dataset, "transitions": int(len(arrays["rewards"])), "behaviour_normalized_return": round(behaviour, 2),
+        "env": args.env, "dataset": dataset, "transitions": len(arrays["rewards"]), "behaviour_normalized_return": round(behaviour, 2),
         "updates": args.updates, "seeds": list(args.seeds), "eval_episodes": args.eval_episodes, "wall_clock_s": round(total, 1),
         "algorithms": {n: {impl: {"mean": r.mean, "ci95": [r.ci_low, r.ci_high], "scores": r.scores, "seconds_per_run": round(seconds[n][impl] / r.n, 1)}
                            for impl, r in rows[n].items()} for n in algos},
@@ -192,11 +192,11 @@ def bench_algorithms(args: argparse.Namespace) -> int:
 
 
 def write_report(out_dir: Path, result: dict[str, Any], rows: dict[str, dict[str, Any]], behaviour: float, title: str) -> None:
-    fmt = lambda r: "—" if r is None else f"{r.mean:.1f} [{r.ci_low:.1f}, {r.ci_high:.1f}]"  # noqa: E731
+    fmt = lambda r: "—" if r is None else f"{r.mean:.1f} [{r.ci_low:.1f}, {r.ci_high:.1f}]"
     lines = [f"# {title}", "",
-             f"Behaviour return of the dataset (normalised): **{behaviour:.1f}**. Final normalised score after "
-             f"{result['updates']} updates, {result['eval_episodes']} deterministic evaluation episodes; mean [95% bootstrap CI] "
-             f"over seeds {result['seeds']}. Whole benchmark: {result['wall_clock_s'] / 60:.1f} min.", "",
+             (f"Behaviour return of the dataset (normalised): **{behaviour:.1f}**. Final normalised score after "
+              f"{result['updates']} updates, {result['eval_episodes']} deterministic evaluation episodes; mean [95% bootstrap CI] "
+              f"over seeds {result['seeds']}. Whole benchmark: {result['wall_clock_s'] / 60:.1f} min."), "",
              "| algorithm | mprl | d3rlpy | behaviour | mprl seeds | d3rlpy seeds | s/run mprl | s/run d3rlpy |",
              "|---|---|---|---|---|---|---|---|"]
     with open(out_dir / "scores.csv", "w", newline="") as fh:
@@ -207,8 +207,8 @@ def write_report(out_dir: Path, result: dict[str, Any], rows: dict[str, dict[str
                 w.writerow([name, impl, r.n, f"{r.mean:.3f}", f"{r.ci_low:.3f}", f"{r.ci_high:.3f}", " ".join(f"{s:.2f}" for s in r.scores),
                             result["algorithms"][name][impl]["seconds_per_run"], f"{behaviour:.3f}"])
             m, d = by_impl.get("mprl"), by_impl.get("d3rlpy")
-            seeds = lambda r: "—" if r is None else ", ".join(f"{s:.1f}" for s in r.scores)  # noqa: E731
-            spr = lambda impl: str(result["algorithms"][name].get(impl, {}).get("seconds_per_run", "—"))  # noqa: E731
+            seeds = lambda r: "—" if r is None else ", ".join(f"{s:.1f}" for s in r.scores)
+            spr = lambda impl, name=name: str(result["algorithms"][name].get(impl, {}).get("seconds_per_run", "—"))
             lines.append(f"| {name} | {fmt(m)} | {fmt(d)} | {behaviour:.1f} | {seeds(m)} | {seeds(d)} | {spr('mprl')} | {spr('d3rlpy')} |")
     (out_dir / "report.md").write_text("\n".join(lines) + "\n")
     bar_plot(rows, behaviour, out_dir / "scores.png", title)

@@ -21,7 +21,7 @@ D3RLPY_NAMES = {"td3": "TD3Config", "td3_bc": "TD3PlusBCConfig", "sac": "SACConf
 def available() -> bool:
     try:
         import d3rlpy  # noqa: F401
-    except Exception:  # ImportError, or a broken install (its gym import)
+    except Exception:  # noqa: BLE001  ImportError, or a broken install (its gym import)
         return False
     quiet()
     return True
@@ -70,33 +70,33 @@ def make(name: str, c: Any, *, dataset_obs: np.ndarray | None = None, budget: in
     enc = _encoder(_hidden(c))
     cls = getattr(d3rlpy.algos, D3RLPY_NAMES[name])
     if name in ("td3", "td3_bc"):
-        kw = dict(actor_learning_rate=c.actor_lr, critic_learning_rate=c.critic_lr, tau=c.tau,
-                  target_smoothing_sigma=c.policy_noise, target_smoothing_clip=c.noise_clip, update_actor_interval=c.policy_delay,
-                  actor_encoder_factory=enc, critic_encoder_factory=enc)
+        kw = {"actor_learning_rate": c.actor_lr, "critic_learning_rate": c.critic_lr, "tau": c.tau,
+              "target_smoothing_sigma": c.policy_noise, "target_smoothing_clip": c.noise_clip, "update_actor_interval": c.policy_delay,
+              "actor_encoder_factory": enc, "critic_encoder_factory": enc}
         if name == "td3_bc":
             kw["alpha"] = c.alpha
     elif name == "sac":
-        kw = dict(actor_learning_rate=c.actor_lr, critic_learning_rate=c.critic_lr, temp_learning_rate=c.alpha_lr if c.learn_alpha else 0.0,
-                  initial_temperature=c.initial_alpha, tau=c.tau, actor_encoder_factory=enc, critic_encoder_factory=enc)
+        kw = {"actor_learning_rate": c.actor_lr, "critic_learning_rate": c.critic_lr, "temp_learning_rate": c.alpha_lr if c.learn_alpha else 0.0,
+              "initial_temperature": c.initial_alpha, "tau": c.tau, "actor_encoder_factory": enc, "critic_encoder_factory": enc}
     elif name == "bc":
-        kw = dict(learning_rate=c.actor_lr, policy_type="deterministic" if c.head == "deterministic" else "stochastic", encoder_factory=enc)
+        kw = {"learning_rate": c.actor_lr, "policy_type": "deterministic" if c.head == "deterministic" else "stochastic", "encoder_factory": enc}
     elif name == "iql":
         cosine = c.actor_lr_schedule == "cosine" or (c.actor_lr_schedule == "auto" and c.paradigm == "offline" and budget)
         actor_optim = AdamFactory(lr_scheduler_factory=CosineAnnealingLRFactory(T_max=int(budget))) if cosine else AdamFactory()
-        kw = dict(actor_learning_rate=c.actor_lr, critic_learning_rate=c.critic_lr, tau=c.tau, expectile=c.expectile,
-                  weight_temp=c.beta, max_weight=c.max_weight, actor_optim_factory=actor_optim,
-                  actor_encoder_factory=enc, critic_encoder_factory=enc, value_encoder_factory=enc)
+        kw = {"actor_learning_rate": c.actor_lr, "critic_learning_rate": c.critic_lr, "tau": c.tau, "expectile": c.expectile,
+              "weight_temp": c.beta, "max_weight": c.max_weight, "actor_optim_factory": actor_optim,
+              "actor_encoder_factory": enc, "critic_encoder_factory": enc, "value_encoder_factory": enc}
     elif name == "awac":
-        kw = dict(actor_learning_rate=c.actor_lr, critic_learning_rate=c.critic_lr, tau=c.tau, lam=c.awac_lambda, n_action_samples=1,
-                  actor_encoder_factory=enc, critic_encoder_factory=enc)
+        kw = {"actor_learning_rate": c.actor_lr, "critic_learning_rate": c.critic_lr, "tau": c.tau, "lam": c.awac_lambda, "n_action_samples": 1,
+              "actor_encoder_factory": enc, "critic_encoder_factory": enc}
     else:  # cql: critics of q_n_hidden_layers × width; α′ fixed at 1 unless the Lagrange variant learns it
         critic = _encoder([_hidden(c)[0]] * int(c.q_n_hidden_layers))
-        kw = dict(actor_learning_rate=c.actor_lr, critic_learning_rate=c.critic_lr, temp_learning_rate=c.alpha_lr if c.use_automatic_entropy_tuning else 0.0,
-                  alpha_learning_rate=c.cql_lagrange_lr if c.cql_lagrange else 0.0, initial_alpha=1.0,
-                  alpha_threshold=c.cql_target_action_gap if c.cql_lagrange else 0.0,
-                  conservative_weight=c.cql_alpha if c.paradigm == "offline" else c.cql_alpha_online,
-                  n_action_samples=c.cql_n_actions, tau=c.tau, max_q_backup=c.cql_max_target_backup,
-                  actor_encoder_factory=enc, critic_encoder_factory=critic)
+        kw = {"actor_learning_rate": c.actor_lr, "critic_learning_rate": c.critic_lr, "temp_learning_rate": c.alpha_lr if c.use_automatic_entropy_tuning else 0.0,
+              "alpha_learning_rate": c.cql_lagrange_lr if c.cql_lagrange else 0.0, "initial_alpha": 1.0,
+              "alpha_threshold": c.cql_target_action_gap if c.cql_lagrange else 0.0,
+              "conservative_weight": c.cql_alpha if c.paradigm == "offline" else c.cql_alpha_online,
+              "n_action_samples": c.cql_n_actions, "tau": c.tau, "max_q_backup": c.cql_max_target_backup,
+              "actor_encoder_factory": enc, "critic_encoder_factory": critic}
     return cls(**common, **kw).create(device=False)
 
 

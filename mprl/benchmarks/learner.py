@@ -73,7 +73,14 @@ def _ray() -> Iterator[None]:
     if ray.is_initialized():
         yield
         return
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    for attempt in range(3):  # Ray gives its raylet 30 s to register: a loaded machine may need another try
+        try:
+            ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+            break
+        except Exception:
+            ray.shutdown()
+            if attempt == 2:
+                raise
     try:
         yield
     finally:
@@ -121,7 +128,7 @@ def bench_offline(info: Any, args: argparse.Namespace, dataset: str, spaces: tup
     from mprl.benchmarks.plain import PlainLearner
 
     n = args.updates
-    make = lambda: _config(info, args.env, args.batch_size, paradigm="offline", dataset=dataset, updates_per_iteration=n, eval_episodes=0)  # noqa: E731
+    make = lambda: _config(info, args.env, args.batch_size, paradigm="offline", dataset=dataset, updates_per_iteration=n, eval_episodes=0)
     algo = make().build_algo()
     plain = PlainLearner(make(), *spaces)
     sides: dict[str, Callable[[], None]] = {"rllib": algo.train, "plain": lambda: plain.update(n)}
@@ -161,7 +168,7 @@ def bench_online(info: Any, args: argparse.Namespace, spaces: tuple[Any, Any], u
 
     algo = make().build_algo()
     plain = PlainLearner(make(), *spaces)
-    run_plain = lambda: plain.train_online(args.env, steps, utd=utd, fragment=fragment)  # noqa: E731
+    run_plain = lambda: plain.train_online(args.env, steps, utd=utd, fragment=fragment)
     sides: dict[str, Callable[[], None]] = {"rllib": algo.train, "plain": run_plain}
     d3 = None
     if use_d3rlpy:
@@ -171,8 +178,14 @@ def bench_online(info: Any, args: argparse.Namespace, spaces: tuple[Any, Any], u
             d3 = d3rlpy_ref.Online(info.name, model, args.env, cfg, fragment, utd)
             sides["d3rlpy"] = lambda: d3.run(steps)
     try:
-        for fn in sides.values():  # warm-up: fills every side's buffer past one batch
-            fn()
+        # warm-up: fills every side's buffer past one batch, so every measured fragment updates
+        iterations = -(-(int(make().train_batch_size_per_learner) + fragment) // steps)
+        for _ in range(iterations):
+            algo.train()
+        warm = iterations * steps
+        plain.train_online(args.env, warm, utd=utd, fragment=fragment)
+        if d3 is not None:
+            d3.run(warm)
         rates = _median_rates(steps, sides, args.repeats)
     finally:
         algo.stop()
@@ -216,15 +229,15 @@ def bench_learner(args: argparse.Namespace) -> int:
                 continue
             cfg = info.config_class()()
             entry: dict[str, Any] = {"env": args.env, "batch_size": args.batch_size or int(cfg.train_batch_size_per_learner), "hidden": list(cfg.hidden)}
-            for paradigm, run in (("offline", lambda: bench_offline(info, args, dataset, spaces, use_d3rlpy)),
-                                  ("online", lambda: bench_online(info, args, spaces, use_d3rlpy))):
+            for paradigm, run in (("offline", lambda info=info: bench_offline(info, args, dataset, spaces, use_d3rlpy)),
+                                  ("online", lambda info=info: bench_online(info, args, spaces, use_d3rlpy))):
                 if paradigm not in info.paradigms:
                     entry[paradigm] = {"skipped": f"no {paradigm} paradigm"}
                     continue
                 say(f"{name}: {paradigm} ...")
                 try:
                     entry[paradigm] = run()
-                except Exception as e:  # one broken algorithm must not hide the others' figures
+                except Exception as e:  # noqa: BLE001  one broken algorithm must not hide the others' figures
                     entry[paradigm] = {"error": f"{type(e).__name__}: {e}"}
                     say(f"{name}: {paradigm} failed: {type(e).__name__}: {e}\n{traceback.format_exc(limit=3)}")
             results[name] = entry
@@ -238,8 +251,8 @@ def bench_learner(args: argparse.Namespace) -> int:
 
 def table(results: dict[str, Any]) -> str:
     """The human table: rates, RLlib/plain and ours/d3rlpy ratios beside their targets."""
-    f = lambda v: "—" if v is None else f"{v:.1f}"  # noqa: E731
-    r = lambda v, t: "—" if v is None else f"{v:.2f} {'✓' if v >= t else '✗'} (≥ {t})"  # noqa: E731
+    f = lambda v: "—" if v is None else f"{v:.1f}"
+    r = lambda v, t: "—" if v is None else f"{v:.2f} {'✓' if v >= t else '✗'} (≥ {t})"
     head = f"{'algorithm':9s} {'measurement':22s} {'mprl (RLlib)':>12s} {'plain':>9s} {'RLlib/plain':>16s} {'d3rlpy':>9s} {'ours/d3rlpy':>16s}"
     lines = [head, "-" * len(head)]
     for name, e in results.items():

@@ -67,7 +67,8 @@ def curve_data(store: LineageStore) -> dict[str, Any]:
             t = trials.get(m["trial_id"], {})
             data = json.loads(m["data_json"] or "{}")
             if m["trial_id"] not in curves:
-                curves[m["trial_id"]] = {"trial_id": m["trial_id"], "seed": t.get("seed"), "sweep_label": t.get("sweep_label"), "points": []}
+                curves[m["trial_id"]] = {"trial_id": m["trial_id"], "seed": t.get("seed"), "sweep_label": t.get("sweep_label"),
+                                         "status": t.get("status"), "sampled": json.loads(t.get("config_json") or "null"), "points": []}
                 if data.get("initial_evaluation_return") is not None:
                     # A warm-started phase's evaluation before its first update: the curve
                     # starts where the parent checkpoint was.
