@@ -42,7 +42,7 @@ def _offsets(nodes: list[dict[str, Any]], checkpoints: dict[str, dict[str, Any]]
 
 def curve_data(store: LineageStore) -> dict[str, Any]:
     """{"run": ..., "panels": [{"axis", "label", "nodes": [{node_id, phase, algorithm, paradigm, branch,
-    offset, end, trials: [{trial_id, seed, sweep_label, points: [[x, evaluation_return, normalized_score]]}],
+    offset, end, trials: [{trial_id, seed, sweep_label, status, sampled, points: [[x, evaluation_return, normalized_score]]}],
     checkpoints: [{checkpoint_id, x, evaluation_return, normalized_score, selected, videos}],
     stages: [[x, name]]}]}]} — x already shifted by the node's offset."""
     run = store.run()
