@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from mprl.envs import describe_env
 from mprl.lineage.store import LineageStore
 from mprl.axes import AXIS_UNITS, UNIT_WORDS
 
@@ -97,6 +98,7 @@ def curve_data(store: LineageStore) -> dict[str, Any]:
         panel = panels.setdefault(n["axis"], {"axis": n["axis"], "label": AXIS_LABELS[n["axis"]], "nodes": []})
         panel["nodes"].append({
             "node_id": n["node_id"], "phase": n["phase"], "algorithm": n["algorithm"], "paradigm": n["paradigm"],
+            "env": n["env"], "context": describe_env(n["env"]),
             "branch": n["branch"], "status": n["status"], "parent_node": parent_node[n["node_id"]],
             "offset": off, "end": off + ends.get(n["node_id"], 0.0),
             "trials": d["curves"], "checkpoints": d["checkpoints"],

@@ -49,6 +49,12 @@ def panel_metric(panel: dict[str, Any]) -> str:
     return "normalized_score" if points and all(p[2] is not None for p in points) else "evaluation_return"
 
 
+def _env_label(panel: dict[str, Any], node: dict[str, Any]) -> str:
+    """` · on mprl/Hopper-real-v0` when the panel's phase runs do not all run in one environment."""
+    envs = {n.get("env") for n in panel["nodes"]}
+    return f" · on {node['env']}" if len(envs) > 1 and node.get("env") else ""
+
+
 def panel_series(panel: dict[str, Any], metric: str, colours: dict[str, str]) -> list[Series]:
     out = []
     for node in panel["nodes"]:
@@ -64,7 +70,7 @@ def panel_series(panel: dict[str, Any], metric: str, colours: dict[str, str]) ->
             grid, mean, _std, lo, hi, _count, n = agg
             key = node["node_id"] + (f" [{label}]" if label else "")
             colour = colours.setdefault(key, PALETTE[len(colours) % len(PALETTE)])
-            out.append(Series(node, f"{key} · {node['algorithm']} (n={n})", colour, grid, mean, lo, hi, n))
+            out.append(Series(node, f"{key} · {node['algorithm']}{_env_label(panel, node)} (n={n})", colour, grid, mean, lo, hi, n))
     return out
 
 

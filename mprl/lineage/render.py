@@ -161,10 +161,25 @@ def node_details(lin: Lineage, n: dict[str, Any]) -> list[str]:
     lines = [f"{text} · videos: {n_videos}"]
     if n["error"]:
         lines.append(f"error: {_first_line(n['error'])}")
+    lines.append(context_line(lin, n))
     tr = lin.transfers.get(n["node_id"])
     if tr:
         lines.append(f"transfer → {tr['target_algorithm']}: {_first_line(tr['summary'] or 'no summary')}")
     return lines
+
+
+def context_line(lin: Lineage, n: dict[str, Any]) -> str:
+    """The deployment context: `env Hopper-v5`, or a variant with its changes; `sim → real` when
+    the node runs in another context than the phase run that seeded it."""
+    from mprl.envs import describe_env, variant_of
+
+    env = n["env"]
+    text = f"env {env}" + (f" ({describe_env(env)})" if variant_of(env) else "")
+    parent = next((p for p in lin.nodes if p["node_id"] == lin.parent_node(n)), None)
+    if parent is not None and parent["env"] != env:
+        kind = "sim → real" if variant_of(env) and not variant_of(parent["env"]) else "context change"
+        text += f" · {kind}: from {parent['env']}"
+    return text
 
 
 def checkpoint_line(lin: Lineage, ck: dict[str, Any], node: dict[str, Any]) -> str:
@@ -234,6 +249,12 @@ def _parsed(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _env_context(env: str) -> dict[str, Any]:
+    from mprl.envs import env_context
+
+    return env_context(env)
+
+
 def export_json(store: LineageStore, metrics: bool = False) -> dict[str, Any]:
     """Every record of the run, JSON columns decoded; per-iteration metrics only when asked (they are large)."""
     lin = load(store)
@@ -241,6 +262,7 @@ def export_json(store: LineageStore, metrics: bool = False) -> dict[str, Any]:
     for n in lin.nodes:
         d = _parsed(n)
         d["parent_node"] = lin.parent_node(n)
+        d["env_context"] = _env_context(n["env"])
         best = lin.best.get(n["node_id"])
         s = score_of(best) if best else None
         d["best"] = {"value": s[0], "kind": "normalized_score" if s[1] == "score" else "evaluation_return",
@@ -287,7 +309,7 @@ def export_dot(store: LineageStore) -> str:
     ]
     for n in lin.nodes:
         label = "\n".join([n["node_id"] + (f" (phase {n['phase']})" if n["phase"] != n["node_id"] else ""),
-                           f"{n['algorithm']} · {n['paradigm']}", fmt_budget(n),
+                           f"{n['algorithm']} · {n['paradigm']}", n["env"], fmt_budget(n),
                            f"{n['status']} · best {fmt_score(lin.best.get(n['node_id']))}"])
         colour = "#cc0000" if n["status"] == "failed" else "#444444"
         out.append(f"  {_q('node:' + n['node_id'])} " + _attrs(
