@@ -19,12 +19,14 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from algorithms.common.algorithm import OffPolicyAlgorithm, OffPolicyConfig
+from algorithms.common.algorithm import OffPolicyAlgorithm
 from algorithms.common.settings import OFFLINE, ONLINE, Hidden, OffPolicySettings
+from algorithms.sac.sac import SACConfig, SACSettings
 
 
-class CQLSettings(OffPolicySettings):
-    """CORL's MuJoCo defaults: α_cql 10, no Lagrange, policy lr 3e-5, Q lr 3e-4, 3×256, orthogonal critic init, states normalised."""
+class CQLSettings(SACSettings):
+    """CORL's MuJoCo defaults: α_cql 10, no Lagrange, policy lr 3e-5, Q lr 3e-4, 3×256, orthogonal critic init,
+    states normalised, no entropy backup; SAC's temperature settings (initial_alpha, learn_alpha, target_entropy)."""
 
     default_hybrid_replay: ClassVar[str] = "shared"
     hybrid_replays: ClassVar[tuple[str, ...]] = ("shared", "mixed", "online")
@@ -32,6 +34,8 @@ class CQLSettings(OffPolicySettings):
     actor_lr: float = Field(3e-5, gt=0.0, description="Adam learning rate of the actor (CORL policy_lr)")
     critic_lr: float = Field(3e-4, gt=0.0, description="Adam learning rate of the critics (CORL qf_lr)")
     alpha_lr: float = Field(3e-5, gt=0.0, description="Adam learning rate of log α, the SAC temperature (CORL: policy_lr)")
+    random_steps: int = Field(0, ge=0, description="uniform-random actions for the first N env steps of a fresh phase (CORL: none)", json_schema_extra=ONLINE)
+    learning_starts: int = Field(0, ge=0, description="env steps collected before the first update of a fresh phase", json_schema_extra=ONLINE)
     cql_lagrange_lr: float = Field(3e-4, gt=0.0, description="Adam learning rate of log α′, the Lagrange multiplier (CORL: qf_lr)")
     hidden: Hidden = Field([256, 256, 256], description="hidden layer widths of the actor; the critics have q_n_hidden_layers layers of width hidden[-1]")
     q_n_hidden_layers: int = Field(3, ge=1, description="hidden layers of each critic (CORL: 3 MuJoCo, 5 AntMaze)")
@@ -39,9 +43,7 @@ class CQLSettings(OffPolicySettings):
     normalize_obs: bool = Field(True, description="normalise states with the dataset's mean and std (+1e-3)")
     reward_scale: float = Field(1.0, description="r ← reward_scale · r + reward_bias on every minibatch, dataset and online rows alike (CORL AntMaze: 10)")
     reward_bias: float = Field(0.0, description="see reward_scale (CORL AntMaze: −5)")
-    use_automatic_entropy_tuning: bool = Field(True, description="learn α towards target entropy −|A|; otherwise α = alpha_multiplier")
-    alpha_multiplier: float = Field(1.0, ge=0.0, description="α = alpha_multiplier · exp(log α) (fixed α when tuning is off)")
-    backup_entropy: bool = Field(False, description="subtract α·log π(a′|s′) in the Bellman target (soft backup)")
+    backup_entropy: bool = Field(False, description="subtract α·log π(a′|s′) in the Bellman target (soft backup; CORL: off)")
     bc_steps: int = Field(0, ge=0, description="first updates with a BC actor loss α·log π − log π(a_data|s)")
     cql_alpha: float = Field(10.0, ge=0.0, description="α_cql, the weight of the conservative term (CORL: 10 MuJoCo, 5 AntMaze)", json_schema_extra=OFFLINE)
     cql_alpha_online: float = Field(10.0, ge=0.0, description="α_cql of online and hybrid phases (CORL finetune/cql.py)", json_schema_extra=ONLINE)
@@ -58,19 +60,19 @@ class CQLSettings(OffPolicySettings):
         return [self.hidden[-1]] * self.q_n_hidden_layers
 
 
-class CQLConfig(OffPolicyConfig):
+class CQLConfig(SACConfig):
     settings: ClassVar[type[OffPolicySettings]] = CQLSettings
     module_class = "algorithms.cql.cql_module:CQLRLModule"
     updates_class_path = "algorithms.cql.cql_learner:CQLUpdates"
     default_paradigm = "offline"
-    module_settings = ("hidden", "q_n_hidden_layers", "orthogonal_init")
+    module_settings = ("hidden", "initial_alpha", "q_n_hidden_layers", "orthogonal_init")
 
     @classmethod
     def default_algo_class(cls) -> type:
         return CQL
 
 
-class CQL(OffPolicyAlgorithm):
+class CQL(OffPolicyAlgorithm):  # the base's loop, as SAC's
     @classmethod
     def get_default_config(cls) -> CQLConfig:
         return CQLConfig()

@@ -1,6 +1,8 @@
 """CQL's updates, in CORL's order (algorithms/offline/cql.py, ContinuousCQL.train): the
-temperature, actor and critic losses are all computed with this update's parameters, then
+actor, temperature and critic losses are all computed with this update's parameters, then
 α, the actor and the critics (with α′ in the Lagrange variant) step, then the targets move.
+The SAC pieces are SAC's own (algorithms.sac.sac_learner); this file adds the conservative
+term, the Lagrange multiplier and the max-target backup.
 
 Actions are in environment units outside the actor; densities (log π, the uniform 0.5^|A|)
 are in [-1, 1] units, as the actor's `sample()` reports them.
@@ -18,47 +20,36 @@ from algorithms.common.learner import Updates
 from algorithms.common.networks import CriticEnsemble, GaussianActor
 from algorithms.common.targets import SoftUpdater
 from algorithms.common.td3_core import td_loss
-
-# -- the SAC backbone ------------------------------------------------------------------------
-
-
-def temperature_loss(log_alpha: torch.Tensor, log_pi: torch.Tensor, target_entropy: float) -> torch.Tensor:
-    """L(α) = −E[log α · (log π(ã|s) + H̄)], ã ~ π(·|s): α grows while the entropy is below H̄ = −|A|."""
-    return -(log_alpha * (log_pi + target_entropy).detach()).mean()
-
-
-def sac_actor_loss(critics: CriticEnsemble, obs: torch.Tensor, pi_actions: torch.Tensor, log_pi: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-    """L_π = E[α · log π(ã|s) − min_j Q_j(s, ã)], ã ~ π(·|s) reparameterised."""
-    return (alpha * log_pi - critics(obs, pi_actions).min(dim=0).values).mean()
-
-
-@torch.no_grad()
-def bellman_target(actor: GaussianActor, critics_target: CriticEnsemble, next_obs: torch.Tensor, rewards: torch.Tensor, terminals: torch.Tensor,
-                   gamma: float, alpha: torch.Tensor, backup_entropy: bool, max_backup_actions: int = 0) -> torch.Tensor:
-    """y = r + γ (1 − d) [min_j Q̄_j(s′, a′) (− α log π(a′|s′) if backup_entropy)], a′ ~ π(·|s′).
-
-    With `max_backup_actions` = N > 0 (CQL's max-target backup): N actions a′_k ~ π(·|s′) and
-    the max over k of min_j Q̄_j(s′, a′_k), with the log π of the chosen action.
-    """
-    if max_backup_actions:
-        next_rep = repeat_states(next_obs, max_backup_actions)
-        next_a, next_logp = actor.sample(next_rep)  # [B, N, |A|], [B, N]
-        q_next, k = critics_target(next_rep, next_a).min(dim=0).values.max(dim=-1)
-        next_logp = next_logp.gather(-1, k.unsqueeze(-1)).squeeze(-1)
-    else:
-        next_a, next_logp = actor.sample(next_obs)
-        q_next = critics_target(next_obs, next_a).min(dim=0).values
-    if backup_entropy:
-        q_next = q_next - alpha * next_logp
-    return rewards + gamma * (1.0 - terminals) * q_next
-
-
-# -- the conservative term -------------------------------------------------------------------
+from algorithms.sac.sac_learner import default_target_entropy, min_q, sac_actor_loss, sac_target, temperature_loss
 
 
 def repeat_states(obs: torch.Tensor, n: int) -> torch.Tensor:
     """[B, d] → [B, n, d] (CORL's extend_and_repeat)."""
     return obs.unsqueeze(1).expand(-1, n, -1)
+
+
+@torch.no_grad()
+def max_backup_target(actor: GaussianActor, critics_target: CriticEnsemble, next_obs: torch.Tensor, rewards: torch.Tensor, terminals: torch.Tensor,
+                      gamma: float, alpha: torch.Tensor, backup_entropy: bool, n_actions: int) -> torch.Tensor:
+    """CQL's max-target backup: y = r + γ (1 − d) max_k min_j Q̄_j(s′, a′_k) over N actions a′_k ~ π(·|s′)
+    (− α log π of the chosen action with backup_entropy)."""
+    next_rep = repeat_states(next_obs, n_actions)
+    next_a, next_log_pi = actor.sample(next_rep)  # [B, N, |A|], [B, N]
+    q_next, k = min_q(critics_target(next_rep, next_a)).max(dim=-1)
+    if backup_entropy:
+        q_next = q_next - alpha * next_log_pi.gather(-1, k.unsqueeze(-1)).squeeze(-1)
+    return rewards + gamma * (1.0 - terminals) * q_next
+
+
+def bellman_target(actor: GaussianActor, critics_target: CriticEnsemble, next_obs: torch.Tensor, rewards: torch.Tensor, terminals: torch.Tensor,
+                   gamma: float, alpha: torch.Tensor, backup_entropy: bool, max_backup_actions: int = 0) -> torch.Tensor:
+    """SAC's target y = r + γ (1 − d) min_j Q̄_j(s′, a′), or the max backup over `max_backup_actions` actions."""
+    if max_backup_actions:
+        return max_backup_target(actor, critics_target, next_obs, rewards, terminals, gamma, alpha, backup_entropy, max_backup_actions)
+    return sac_target(actor, critics_target, next_obs, rewards, terminals, gamma, alpha, backup_entropy)
+
+
+# -- the conservative term -------------------------------------------------------------------
 
 
 def cql_logsumexp(q_rand: torch.Tensor, q_pi: torch.Tensor, log_pi: torch.Tensor, q_pi_next: torch.Tensor, log_pi_next: torch.Tensor,
@@ -84,7 +75,7 @@ def cql_diff(lse: torch.Tensor, q_data: torch.Tensor, clip_min: float, clip_max:
 
 @torch.no_grad()
 def cql_actions(actor: GaussianActor, obs: torch.Tensor, next_obs: torch.Tensor, n: int) -> dict[str, torch.Tensor]:
-    """N uniform actions, N of π(·|s) and N of π(·|s′) per state (no gradient to the actor), with log π."""
+    """N uniform actions over the action box, N of π(·|s) and N of π(·|s′) per state (no gradient to the actor), with log π."""
     obs_rep = repeat_states(obs, n)
     u = torch.rand(*obs_rep.shape[:-1], actor.act_dim, device=obs.device) * 2.0 - 1.0
     a_pi, log_pi = actor.sample(obs_rep)
@@ -102,22 +93,17 @@ class CQLUpdates(Updates):
     def optimizer_groups(module: nn.Module, config: Any) -> dict[str, tuple[nn.Module | list[nn.Parameter], float]]:
         groups: dict[str, tuple[nn.Module | list[nn.Parameter], float]] = {
             "actor": (module.actor, config.actor_lr), "critic": (module.critics, config.critic_lr)}
-        if config.use_automatic_entropy_tuning:
+        if config.learn_alpha:
             groups["alpha"] = ([module.log_alpha], config.alpha_lr)
         if config.cql_lagrange:
             groups["alpha_prime"] = ([module.log_alpha_prime], config.cql_lagrange_lr)
         return groups
 
     def setup(self) -> None:
-        self.soft_update = SoftUpdater([(self.m.critics_target, self.m.critics)], self.config.tau)
-        self.target_entropy = -float(self.m.act_dim)
-        self.cql_alpha = self.config.cql_alpha if self.config.paradigm == "offline" else self.config.cql_alpha_online
-
-    def alpha(self) -> torch.Tensor:
         c = self.config
-        if not c.use_automatic_entropy_tuning:
-            return torch.tensor(c.alpha_multiplier, device=self.m.log_alpha.device)
-        return c.alpha_multiplier * self.m.log_alpha.detach().exp()
+        self.soft_update = SoftUpdater([(self.m.critics_target, self.m.critics)], c.tau)
+        self.target_entropy = default_target_entropy(self.m.act_dim) if c.target_entropy is None else float(c.target_entropy)
+        self.cql_alpha = c.cql_alpha if c.paradigm == "offline" else c.cql_alpha_online
 
     def critic_loss(self, b: dict[str, torch.Tensor], alpha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, torch.Tensor]]:
         """Σ_i [MSE(Q_i(s, a), y) + α_cql · diff_i] (Lagrange: α′ · α_cql · (diff_i − gap)); and α′'s loss."""
@@ -134,17 +120,17 @@ class CQLUpdates(Updates):
                             None if c.cql_importance_sample else q_data)
         diff = cql_diff(lse, q_data, c.cql_clip_diff_min, c.cql_clip_diff_max)  # [n]
 
-        metrics = {"q_data": q_data.mean().detach(), "q_target": y.mean(), "cql_diff": diff.mean().detach(), "q_rand": q_rand.mean().detach()}
+        metrics = {"q_data": q_data.mean().detach(), "q_target": y.mean(), "q_rand": q_rand.mean().detach(),
+                   "cql_diff": diff.mean().detach(), "bellman_loss": bellman.detach()}
         loss_prime = None
         if c.cql_lagrange:
             alpha_prime = lagrange_multiplier(m.log_alpha_prime)
             gap = diff - c.cql_target_action_gap
             conservative = alpha_prime.detach() * self.cql_alpha * gap
-            loss_prime = -0.5 * (alpha_prime * self.cql_alpha * gap.detach()).sum()  # ascent on α′
+            loss_prime = -0.5 * (alpha_prime * self.cql_alpha * gap.detach()).sum()  # gradient ascent on α′
             metrics["alpha_prime"] = alpha_prime.detach()
         else:
             conservative = self.cql_alpha * diff
-        metrics["bellman_loss"] = bellman.detach()
         return bellman + conservative.sum(), loss_prime, metrics
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -152,18 +138,18 @@ class CQLUpdates(Updates):
         b = self.normalised(batch)
         b["rewards"] = c.reward_scale * b["rewards"] + c.reward_bias
         s = b["obs"]
+        alpha = m.log_alpha.detach().exp()
 
-        pi_a, log_pi = m.actor.sample(s)
-        alpha = self.alpha()
         m.critics.requires_grad_(False)  # the actor's loss needs no critic gradients
         if self.num_updates < c.bc_steps:
+            _, log_pi = m.actor.sample(s)
             loss_pi = (alpha * log_pi - m.actor.log_prob(s, b["actions"])).mean()
         else:
-            loss_pi = sac_actor_loss(m.critics, s, pi_a, log_pi, alpha)
+            loss_pi, log_pi = sac_actor_loss(m.actor, m.critics, s, alpha)
         m.critics.requires_grad_(True)
         loss_q, loss_prime, metrics = self.critic_loss(b, alpha)
 
-        if c.use_automatic_entropy_tuning:
+        if c.learn_alpha:
             loss_alpha = temperature_loss(m.log_alpha, log_pi, self.target_entropy)
             self.step("alpha", loss_alpha)
             metrics["alpha_loss"] = loss_alpha.detach()
@@ -173,4 +159,4 @@ class CQLUpdates(Updates):
         self.step("critic", loss_q)
         self.soft_update()
         self.num_updates += 1
-        return {**metrics, "critic_loss": loss_q.detach(), "actor_loss": loss_pi.detach(), "alpha": alpha, "log_pi": log_pi.mean().detach()}
+        return {**metrics, "critic_loss": loss_q.detach(), "actor_loss": loss_pi.detach(), "alpha": alpha, "entropy": -log_pi.detach().mean()}

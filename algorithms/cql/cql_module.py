@@ -1,5 +1,5 @@
-"""CQL's RL module: SAC's tanh-Gaussian actor (state-dependent log σ) and twin critics, their
-targets, and the two learnt scalars log α (temperature) and log α′ (Lagrange multiplier).
+"""CQL's RL module: SAC's (tanh-Gaussian actor with state-dependent log σ, twin critics, their
+targets, the temperature log α) plus the Lagrange multiplier log α′, with CORL's depth and init.
 
 CORL's actor computes log σ = m·y + b with learnt scalars m (init 1) and b (init −1); that is
 the same function class as a plain head whose log-std rows start with bias −1, which is what
@@ -14,8 +14,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from algorithms.common.module import MPRLModule, Role, build_actor
+from algorithms.common.module import build_actor
 from algorithms.common.networks import CriticEnsemble
+from algorithms.sac.sac_module import SACRLModule
 
 LOG_STD_OFFSET = -1.0  # CORL's TanhGaussianPolicy log_std_offset
 
@@ -28,10 +29,10 @@ def orthogonal_init_(seq: nn.Sequential) -> None:
         nn.init.zeros_(lin.bias)
 
 
-class CQLRLModule(MPRLModule):
-    ROLES = (Role("actor", "actor"), Role("critics", "q"))
-    TARGETS = ("critics",)
-    DEFAULT_MODEL_CONFIG = {"hidden": [256, 256, 256], "q_n_hidden_layers": 3, "orthogonal_init": True}
+class CQLRLModule(SACRLModule):
+    """SAC's roles (actor, critics → q, critics_target), so CQL checkpoints transfer into SAC exactly."""
+
+    DEFAULT_MODEL_CONFIG = {"hidden": [256, 256, 256], "initial_alpha": 1.0, "q_n_hidden_layers": 3, "orthogonal_init": True}
 
     def build(self, cfg: dict[str, Any]) -> None:
         self.actor = build_actor(self, cfg, "gaussian", squash="tanh_sample", state_dependent_std=True)
@@ -48,5 +49,5 @@ class CQLRLModule(MPRLModule):
             else:
                 nn.init.xavier_uniform_(q[-1].weight, gain=1e-2)
                 nn.init.zeros_(q[-1].bias)
-        self.log_alpha = nn.Parameter(torch.zeros(()))  # α = exp(0) = 1 at the start (CORL Scalar(0.0))
+        self.log_alpha = nn.Parameter(torch.tensor(math.log(float(cfg["initial_alpha"]))))  # CORL: log α = 0
         self.log_alpha_prime = nn.Parameter(torch.ones(()))  # α′ = e at the start (CORL Scalar(1.0))

@@ -502,7 +502,11 @@ def _policy_status(planner: _Planner, src: ModuleRoles, tgt: ModuleRoles) -> tup
         same = False
         notes.append("action bounds differ: the policy is carried in [-1, 1] units, so environment actions differ")
     if not same:
-        notes.append(f"deterministic actions are made differently: source {src.action_transform}, target {tgt.action_transform} (see mprl.transfer.roles.ACTION_TRANSFORMS); the actor's output is carried, its actions are approximately equal")
+        bound = ""
+        if {pair[0].removesuffix("_bounds"), pair[1].removesuffix("_bounds")} == {"clip", "tanh"} and pair[0].endswith("_bounds") == pair[1].endswith("_bounds"):
+            # |clip(y, −1, 1) − tanh(y)| is largest at |y| = 1: 1 − tanh(1) ≈ 0.238.
+            bound = ": they differ by at most 0.24 of the half action range (|clip(y) − tanh(y)| ≤ 1 − tanh 1), near 0 where |y| ≪ 1 or |y| ≫ 1"
+        notes.append(f"deterministic actions are made differently: source {src.action_transform}, target {tgt.action_transform} (see mprl.transfer.roles.ACTION_TRANSFORMS); the actor's output is carried, its actions are approximately equal{bound}")
         return "approximate", notes
     if actor.status == "approximate":
         return "approximate", notes
