@@ -421,3 +421,35 @@ def test_iql_offline_to_hybrid_pipeline(ray_local, minari_root, mixed_data, tmp_
         report = json.loads(transfer["report_json"])
         assert report["policy"] == "exact" and not report["left_initialised"] and not report["skipped"]
         assert "reward_scale" in report["copied"] and any(k.startswith("value.") for k in report["copied"])
+
+
+def test_online_phase_from_iql_scales_rewards_as_its_checkpoint(ray_local, minari_root, mixed_data, tmp_path):
+    """normalize_reward: the offline phase's factor 1000/(max − min episode return) travels with
+    its checkpoint; an online phase warm-started from it (no dataset) multiplies each new reward
+    by it before the replay."""
+    from algorithms.iql import IQLConfig
+    from mprl.datasets import episode_returns
+
+    returns = episode_returns(mixed_data)
+    scale = 1000.0 / (returns.max() - returns.min())
+    small = dict(hidden=[32, 32], normalize_reward=True, eval_episodes=0)
+    off = (IQLConfig().environment("InvertedPendulum-v5")
+           .training(dataset=mixed_data, dataset_root=str(minari_root), updates_per_iteration=50, budget_updates=50, **small).build_algo())
+    try:
+        off.train()
+        assert float(off.learner_group._learner.module["default_policy"].reward_scale) == pytest.approx(scale, rel=1e-5)
+        path = off.save(str(tmp_path / "off")).checkpoint.path
+    finally:
+        off.stop()
+    on = (IQLConfig().environment("InvertedPendulum-v5")
+          .training(paradigm="online", init_checkpoint=path, env_steps_per_iteration=50, budget_env_steps=50, **small).build_algo())
+    try:
+        assert "reward_scale" in on.transfer_report["copied"]
+        on.train()
+        rows = on.learner_group._learner.updates.sampler.online.get_state()
+        assert len(rows["rewards"]) == 50
+        # v5's reward: 1 per step, 0 on the step that terminates the episode
+        np.testing.assert_allclose(rows["rewards"], scale * (1.0 - rows["terminals"]), rtol=1e-5)
+        assert rows["terminals"].sum() < 50
+    finally:
+        on.stop()
