@@ -89,8 +89,7 @@ def test_top_fraction_keeps_exactly_the_best_episodes(fraction, kept):
 
 
 def test_top_fraction_ranks_by_discounted_return_not_the_sum():
-    # Undiscounted, episode 1 (sum 21) beats episode 0 (sum 5); at γ = 0.5, 0.5·0 + ... : 5 vs 0 + 0.5·1 + 0.25·20 = 5.5 → 1.
-    # At γ = 0.1 episode 0 (5) wins over 0 + 0.1 + 0.01·20 = 0.3.
+    # Episode 0 returns 5; episode 1 returns 0 + γ·1 + γ²·20: 0.3 at γ = 0.1 (episode 0 is kept), 21 at γ = 1 (episode 1).
     data = _episodes([[5.0], [0.0, 1.0, 20.0]])
     assert keep_best_episodes(data, 0.5, gamma=0.1)["rewards"].tolist() == [5.0]
     assert keep_best_episodes(data, 0.5, gamma=1.0)["rewards"].tolist() == [0.0, 1.0, 20.0]
