@@ -46,7 +46,7 @@ def test_real_phase_starts_from_the_sim_policy_in_the_real_context(s2r):
     from mprl.evaluation import evaluate_policy
     from mprl.serve.policy import load_policy
 
-    spec, result, _ = s2r
+    _, result, _ = s2r
     sim, real, scratch, _ = result.phases
     assert [p.algorithm for p in result.phases] == ["td3", "sac", "sac", "ppo"]
     assert (real.env_steps, scratch.env_steps) == (200, 200)

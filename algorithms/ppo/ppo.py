@@ -26,7 +26,12 @@ from ray.rllib.algorithms.ppo import PPO as RLlibPPO
 from ray.rllib.algorithms.ppo import PPOConfig as RLlibPPOConfig
 from ray.rllib.core import ALL_MODULES
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
-from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, LEARNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME, NUM_MODULE_STEPS_TRAINED_LIFETIME
+from ray.rllib.utils.metrics import (
+    ENV_RUNNER_RESULTS,
+    LEARNER_RESULTS,
+    NUM_ENV_STEPS_SAMPLED_LIFETIME,
+    NUM_MODULE_STEPS_TRAINED_LIFETIME,
+)
 
 from algorithms.common.phase_algorithm import PhaseAlgorithmMixin, PhaseConfigMixin
 from algorithms.common.settings import Hidden, Settings
@@ -65,8 +70,8 @@ class PPOSettings(Settings):
 
     def phase_problems(self, paradigm: str, budget_unit: str, budget: int, warm_start: bool) -> list[tuple[str, str]]:
         if self.minibatch_size > self.train_batch_size_per_learner:
-            return [("minibatch_size", f"minibatch_size={self.minibatch_size} exceeds train_batch_size_per_learner={self.train_batch_size_per_learner}: "
-                     "a round would have no full minibatch; lower it")]
+            return [("minibatch_size", (f"minibatch_size={self.minibatch_size} exceeds train_batch_size_per_learner={self.train_batch_size_per_learner}: "
+                                        "a round would have no full minibatch; lower it"))]
         return []
 
 
