@@ -161,10 +161,10 @@ def node_details(lin: Lineage, n: dict[str, Any]) -> list[str]:
     lines = [f"{text} · videos: {n_videos}"]
     if n["error"]:
         lines.append(f"error: {_first_line(n['error'])}")
-    lines.append(context_line(lin, n))
     tr = lin.transfers.get(n["node_id"])
     if tr:
         lines.append(f"transfer → {tr['target_algorithm']}: {_first_line(tr['summary'] or 'no summary')}")
+    lines.append(context_line(lin, n))
     return lines
 
 
@@ -178,7 +178,7 @@ def context_line(lin: Lineage, n: dict[str, Any]) -> str:
     parent = next((p for p in lin.nodes if p["node_id"] == lin.parent_node(n)), None)
     if parent is not None and parent["env"] != env:
         kind = "sim → real" if variant_of(env) and not variant_of(parent["env"]) else "context change"
-        text += f" · {kind}: from {parent['env']}"
+        text += f"; {kind}: from {parent['env']}"
     return text
 
 
