@@ -220,3 +220,13 @@ def test_awac_learns_from_opposite_actions(ray_local, minari_root, opposite_acti
     finally:
         algo.stop()
     assert returns[-1] >= 900, returns
+
+
+def test_settings_defaults_follow_corl_and_fine_tuning_shares_one_buffer():
+    from algorithms.awac.awac import AWACSettings
+
+    s = AWACSettings()
+    assert (s.awac_lambda, s.exp_adv_max, s.actor_lr, s.critic_lr, s.tau, s.hidden, s.normalize_obs) == (0.3333, 100.0, 3e-4, 3e-4, 0.005, [256] * 3, True)
+    assert s.hybrid_replay() == "shared"
+    assert any("not available" in m for _, m, _ in AWACSettings.problems({"replay": "balanced"}, "hybrid"))
+    assert AWACSettings.problems({"awac_lambda": 0.0}, "offline") and AWACSettings.problems({"random_steps": 10}, "offline")

@@ -91,7 +91,7 @@ def make(name: str, c: Any, *, dataset_obs: np.ndarray | None = None, budget: in
               "actor_encoder_factory": enc, "critic_encoder_factory": enc}
     else:  # cql: critics of q_n_hidden_layers × width; α′ fixed at 1 unless the Lagrange variant learns it
         critic = _encoder([_hidden(c)[0]] * int(c.q_n_hidden_layers))
-        kw = {"actor_learning_rate": c.actor_lr, "critic_learning_rate": c.critic_lr, "temp_learning_rate": c.alpha_lr if c.use_automatic_entropy_tuning else 0.0,
+        kw = {"actor_learning_rate": c.actor_lr, "critic_learning_rate": c.critic_lr, "temp_learning_rate": c.alpha_lr if c.learn_alpha else 0.0,
               "alpha_learning_rate": c.cql_lagrange_lr if c.cql_lagrange else 0.0, "initial_alpha": 1.0,
               "alpha_threshold": c.cql_target_action_gap if c.cql_lagrange else 0.0,
               "conservative_weight": c.cql_alpha if c.paradigm == "offline" else c.cql_alpha_online,
