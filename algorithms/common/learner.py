@@ -22,7 +22,7 @@ from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 from torch import nn
 
-from algorithms.common.replay import episode_ids, return_to_go
+from algorithms.common.replay import EpisodeReturnsToGo, episode_ids, return_to_go
 from algorithms.common.sampler import Sampler
 
 
@@ -53,6 +53,13 @@ class Updates:
         """Online transitions before they enter the replay: an algorithm that transforms its
         dataset's rewards applies the same transform here. Default: unchanged."""
         return transitions
+
+    @classmethod
+    def returns_to_go(cls, rewards: np.ndarray, episode: np.ndarray, config: Any) -> np.ndarray:
+        """The `rtg` field's rule, for dataset episodes (load_dataset_arrays) and each finished
+        online episode (DataLearner.add_transitions): the discounted Monte-Carlo return-to-go,
+        with the sparse-failure rule when `config.sparse_failure_reward` is set."""
+        return return_to_go(rewards, episode, config.gamma, getattr(config, "sparse_failure_reward", None))
 
     def setup(self) -> None:
         """Build what the updates keep (soft updaters, schedules, temperatures)."""
@@ -95,8 +102,9 @@ class Updates:
         return dict(zip(sums, values))
 
 
-def load_dataset_arrays(config: Any, fields: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """The phase's dataset as flat arrays, with the extra fields an algorithm asked for."""
+def load_dataset_arrays(config: Any, fields: tuple[str, ...], rtg_rule: Callable[..., np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """The phase's dataset as flat arrays, with the extra fields an algorithm asked for
+    (`rtg_rule(rewards, episode_ids, config)`: the algorithm's `Updates.returns_to_go`)."""
     from algorithms.common.checkpoints import use_dataset_root
     from mprl.datasets import load_transitions
 
@@ -107,14 +115,16 @@ def load_dataset_arrays(config: Any, fields: tuple[str, ...]) -> dict[str, np.nd
     if "episode_id" in fields or "rtg" in fields:
         arrays["episode_id"] = episode_ids(arrays["terminals"], arrays["truncations"])
     if "rtg" in fields:
-        arrays["rtg"] = return_to_go(arrays["rewards"], arrays["episode_id"], config.gamma, getattr(config, "sparse_failure_reward", None))
+        rule = rtg_rule or Updates.returns_to_go
+        arrays["rtg"] = rule(arrays["rewards"], arrays["episode_id"], config)
     if "source" in fields:
         arrays["source"] = np.zeros(n, dtype=np.float32)
     return arrays
 
 
 def build_sampler(config: Any, obs_dim: int, act_dim: int, fields: tuple[str, ...], device: torch.device, normalizer: nn.Module | None,
-                  prepare: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None = None) -> Sampler:
+                  prepare: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None = None,
+                  rtg_rule: Callable[..., np.ndarray] | None = None) -> Sampler:
     """The sampler of a phase's paradigm: offline → dataset, online → replay, hybrid → the
     algorithm's `replay` mode over both. `prepare` (the algorithm's `Updates.prepare_dataset`)
     filters or transforms the dataset first. With `normalize_obs`, the (prepared) dataset's state
@@ -124,7 +134,7 @@ def build_sampler(config: Any, obs_dim: int, act_dim: int, fields: tuple[str, ..
     seed = config.seed or 0
     if paradigm == "online" or not config.dataset:
         return Sampler("online", obs_dim, act_dim, config.buffer_size, device, seed, extra=fields)
-    arrays = load_dataset_arrays(config, fields)
+    arrays = load_dataset_arrays(config, fields, rtg_rule)
     if prepare is not None:
         arrays = prepare(arrays)
     if config.normalize_obs and normalizer is not None:
@@ -151,9 +161,12 @@ class DataLearner(TorchLearner):
         cls = cfg.updates_class
         obs_dim, act_dim = int(np.prod(module.observation_space.shape)), int(np.prod(module.action_space.shape))
         sampler = build_sampler(cfg, obs_dim, act_dim, cls.REPLAY_FIELDS, self.device, module.normalizer,
-                                prepare=lambda arrays: cls.prepare_dataset(arrays, cfg, module))
+                                prepare=lambda arrays: cls.prepare_dataset(arrays, cfg, module), rtg_rule=cls.returns_to_go)
         optimizers = {name: self.get_optimizer(DEFAULT_MODULE_ID, name) for name in cls.optimizer_groups(module, cfg)}
         self.updates = cls(module, cfg, optimizers, sampler, self.device)
+        # Online rows get their episode's return-to-go when the episode ends (Cal-QL's V^μ).
+        self.online_rtg = (EpisodeReturnsToGo(sampler.online, lambda r, ep: cls.returns_to_go(r, ep, cfg))
+                           if "rtg" in cls.REPLAY_FIELDS and sampler.online is not None else None)
 
     def compute_loss_for_module(self, *, module_id: str, config: Any = None, batch: dict, fwd_out: dict) -> torch.Tensor:
         raise NotImplementedError("mprl learners train through run_updates(); RLlib's update() path is not used.")
@@ -165,7 +178,9 @@ class DataLearner(TorchLearner):
     def add_transitions(self, transitions: dict[str, np.ndarray]) -> None:
         if "source" in self.updates.REPLAY_FIELDS:
             transitions = {**transitions, "source": np.ones(len(transitions.get("rewards", ())), dtype=np.float32)}
-        self.updates.sampler.add(self.updates.prepare_transitions(transitions))
+        idx = self.updates.sampler.add(self.updates.prepare_transitions(transitions))
+        if self.online_rtg is not None:
+            self.online_rtg.add(transitions, idx)
 
     def replay_size(self) -> int:
         return self.updates.sampler.online_size()

@@ -146,6 +146,41 @@ def return_to_go(rewards: np.ndarray, episode: np.ndarray, gamma: float, sparse_
     return out.astype(np.float32)
 
 
+class EpisodeReturnsToGo:
+    """The `rtg` field of online rows: rows wait (rtg −∞, i.e. no bound) until their episode
+    ends, then get the discounted return-to-go of the whole episode, as the dataset's do.
+
+    `returns_to_go(rewards, episode_ids)` computes it (the algorithm's rule, e.g. Cal-QL's
+    sparse-failure rule on its scaled rewards). Episodes arrive in chunks (`episode_uid`,
+    `episode_end` from episodes_to_transitions); rows are indices into `replay`'s storage.
+    """
+
+    PENDING = float("-inf")
+
+    def __init__(self, replay: TensorReplay, returns_to_go) -> None:
+        self.replay, self.returns_to_go = replay, returns_to_go
+        self.pending: dict[str, tuple[list[torch.Tensor], list[np.ndarray]]] = {}
+        self.finished = 0
+
+    def add(self, transitions: dict[str, np.ndarray], idx: torch.Tensor) -> None:
+        """Record the rows `idx` just written for `transitions`; fill the episodes that ended."""
+        if "episode_uid" not in transitions or len(idx) == 0:
+            return
+        rtg = self.replay.data["rtg"]
+        rtg[idx] = self.PENDING
+        uids, ends, rewards = transitions["episode_uid"], np.asarray(transitions["episode_end"]), np.asarray(transitions["rewards"], dtype=np.float32)
+        bounds = np.flatnonzero(uids[1:] != uids[:-1]) + 1
+        for start, stop in zip(np.r_[0, bounds], np.r_[bounds, len(uids)]):
+            rows, rews = self.pending.setdefault(uids[start], ([], []))
+            rows.append(idx[start:stop])
+            rews.append(rewards[start:stop])
+            if ends[stop - 1] > 0:
+                self.pending.pop(uids[start])
+                r = np.concatenate(rews)
+                rtg[torch.cat(rows)] = torch.as_tensor(self.returns_to_go(r, np.zeros(len(r), dtype=np.float32)), device=rtg.device)
+                self.finished += 1
+
+
 class BalancedReplay:
     """Balanced replay (Lee et al. 2022): prioritised sampling over B_off ∪ B_on.
 
