@@ -37,6 +37,8 @@ class SPOTSettings(TD3Settings):
 
     default_hybrid_replay: ClassVar[str] = "shared"
     hybrid_replays: ClassVar[tuple[str, ...]] = ("shared", "mixed", "online")
+    #: `mprl bench learner` times the TD3 + density-penalty update, not the VAE stage
+    bench_settings: ClassVar[dict] = {"vae_iterations": 0}
 
     actor_lr: float = Field(1e-4, gt=0.0, description="Adam learning rate of the actor (CORL)")
     critic_lr: float = Field(3e-4, gt=0.0, description="Adam learning rate of the critics")

@@ -112,7 +112,10 @@ def skip_reason(info: Any) -> str | None:
 
 
 def _config(info: Any, env: str, batch_size: int | None, **training: Any) -> Any:
-    cfg = info.config_class()().environment(env).training(**training)
+    # An algorithm with a stage before its main updates (SPOT's VAE pre-training) names the
+    # settings that skip it (`bench_settings`), so both sides time the same update.
+    cls = info.config_class()
+    cfg = cls().environment(env).training(**{**getattr(cls.settings, "bench_settings", {}), **training})
     if batch_size:
         cfg.training(train_batch_size_per_learner=batch_size)
     return cfg
