@@ -36,6 +36,9 @@ SEARCHERS: dict[str, tuple[str, str, str] | None] = {
 }
 EXTRA = "search"  # pip install 'mprl[search]'
 STATUS_STOPPED = "stopped"  # a trial that ended before its budget (early stopping or a stop rule)
+#: A search dimension that is no algorithm setting: where in `init_from`'s budget this phase's
+#: trial starts, as a fraction in (0, 1] (the hand-over point; `select: {at: [...]}` fixes it instead)
+HANDOVER = "handover"
 
 
 def missing_searcher(name: str) -> str | None:
@@ -130,8 +133,17 @@ def _is_integer_setting(model: Any, key: str) -> bool:
     return field is not None and field.annotation is int
 
 
+def _handover_problems(dist: Distribution | None, value: Any, init_from: Any) -> list[str]:
+    if not (isinstance(init_from, str) or (isinstance(init_from, Mapping) and init_from.get("phase"))):
+        return ["handover searches where this phase starts in its `init_from` phase's budget: set `init_from:` to an earlier phase"]
+    if dist is not None and dist.kind == "randint":
+        return ["handover is a fraction of init_from's budget: use uniform, loguniform, choice or grid"]
+    values = [value] if dist is None else dist.values_to_check
+    return [f"handover is a fraction of init_from's budget in (0, 1], got {v!r}" for v in values if not (_number(v) and 0 < v <= 1)]
+
+
 def space_problems(entry: Any, space: Mapping, config: Mapping, tune: Any, check_config: Callable[[Mapping], list],
-                   check_phase: Callable[[Mapping], list]) -> list[tuple[tuple, str, Any]]:
+                   check_phase: Callable[[Mapping], list], init_from: Any = None) -> list[tuple[tuple, str, Any]]:
     """Every problem of a search space: (loc relative to the phase, message, value).
 
     `check_config(settings)` is the spec's setting check (types, ranges, paradigm) and
@@ -156,12 +168,18 @@ def space_problems(entry: Any, space: Mapping, config: Mapping, tune: Any, check
         except ValueError as e:
             problems.append((loc, f"{e} (got {value!r})", value))
             continue
+        if key == HANDOVER and dist is None:
+            problems += [(loc, m, value) for m in _handover_problems(None, value, init_from)]
+            continue
         values = [value] if dist is None else dist.values_to_check
         if dist is not None:
             n_dists += 1
             loc = loc + (dist.kind,)
             if dist.kind == "grid" and search != "random":
                 problems.append((loc, f"grid is expanded by Tune's own variant generator; with search: {search} write {{choice: [...]}} instead", value))
+            if key == HANDOVER:
+                problems += [(loc, m, value) for m in _handover_problems(dist, value, init_from)]
+                continue
             if dist.kind == "uniform" and _is_integer_setting(model, key):
                 problems.append((loc, f"{key!r} is an integer setting: use {{randint: [lo, hi]}} (or loguniform, which samples integers for it)", value))
                 continue
@@ -200,14 +218,64 @@ def searched(phase: Any) -> dict[str, Distribution]:
     return split_space(phase.sweep)[0] if is_search(phase) else {}
 
 
-def sweep_point_space(phase: Any) -> dict[str, Any]:
-    """The `sweep_point` entry of the param space: Tune domains and the search's constants."""
+def sweep_point_space(phase: Any, handover: HandoverLookup | None = None) -> dict[str, Any]:
+    """The `sweep_point` entry of the param space: Tune domains and the search's constants. With
+    Tune's own search a searched hand-over point resolves to its checkpoint in the trial's config
+    (`init_checkpoint`, sample_from); a model-based searcher's SeedRepeater does it instead."""
     model = phase.entry.settings
     dists, constants = split_space(phase.sweep)
-    return {**constants, **{k: d.to_tune(_is_integer_setting(model, k)) for k, d in dists.items()}}
+    space = {**constants, **{k: d.to_tune(_is_integer_setting(model, k)) for k, d in dists.items()}}
+    if handover is not None and SEARCHERS[phase.tune.search] is None:
+        from ray import tune
+
+        space["init_checkpoint"] = tune.sample_from(handover)
+    return space
 
 
-def search_setup(phase: Any, metric: str, budget_key: str, seed: int) -> dict[str, Any]:
+def searches_handover(phase: Any) -> bool:
+    return is_search(phase) and HANDOVER in phase.sweep
+
+
+class HandoverLookup:
+    """Hand-over fraction → the checkpoint of the `init_from` phase run it starts from: at the
+    first checkpoint position at or after the fraction of that phase's budget, the best-scoring
+    checkpoint there over its trials (the rule of `select: {at: ...}`). Picklable: Tune keeps it
+    in its experiment state, and calls it per trial (Tune's own search: `sample_from`)."""
+
+    def __init__(self, table: list[tuple[int, str]], budget: int) -> None:
+        self.table, self.budget = sorted(table), budget
+
+    def path(self, fraction: float) -> str:
+        point = round(float(fraction) * self.budget)
+        return next((p for pos, p in self.table if pos >= point), self.table[-1][1])
+
+    def __call__(self, config: Any) -> str:  # tune.sample_from, given the trial's config
+        return self.path(config["sweep_point"][HANDOVER])
+
+    @classmethod
+    def from_checkpoints(cls, checkpoints: list[dict[str, Any]], budget: int, axis: str, metric: str, mode: str,
+                         resolve: Callable[[str], str]) -> HandoverLookup:
+        """From a phase run's lineage checkpoints (rows with `axis`, `metric`, `trial_id`, `path`)."""
+        sign = 1.0 if mode == "max" else -1.0
+        by_trial: dict[str, list[dict[str, Any]]] = {}
+        for c in checkpoints:
+            if c.get(axis) is not None and c.get(metric) is not None:
+                by_trial.setdefault(c["trial_id"], []).append(c)
+        for cs in by_trial.values():
+            cs.sort(key=lambda c: c[axis])
+        positions = sorted({c[axis] for cs in by_trial.values() for c in cs})
+        if not positions:
+            from mprl.errors import MprlError
+
+            raise MprlError(f"handover search: the init_from phase run has no scored checkpoint on {axis}")
+        table = []
+        for pos in positions:
+            at = [next(c for c in cs if c[axis] >= pos) for cs in by_trial.values() if cs[-1][axis] >= pos]
+            table.append((int(pos), resolve(max(at, key=lambda c: sign * c[metric])["path"])))
+        return cls(table, budget)
+
+
+def search_setup(phase: Any, metric: str, budget_key: str, seed: int, handover: HandoverLookup | None = None) -> dict[str, Any]:
     """What `tune.TuneConfig` and the param space need for a search phase: `search_alg`,
     `scheduler`, `num_samples`, and `seed` (a grid over the seeds, or None when the searcher
     assigns them)."""
@@ -233,7 +301,7 @@ def search_setup(phase: Any, metric: str, budget_key: str, seed: int) -> dict[st
     searcher = searcher_cls(metric=metric, mode=t.mode, **kwargs)
     from mprl.searchers import SeedRepeater
 
-    out.update(search_alg=SeedRepeater(searcher, list(t.seeds)), num_samples=t.num_samples * len(t.seeds), seed=None)
+    out.update(search_alg=SeedRepeater(searcher, list(t.seeds), handover), num_samples=t.num_samples * len(t.seeds), seed=None)
     return out
 
 
@@ -267,7 +335,7 @@ def trial_label(config: Mapping[str, Any], keys: list[str] | None = None) -> str
         return None
     if point.get("label") is not None:
         return str(point["label"])
-    keys = keys if keys is not None else [k for k in point if k != "label"]
+    keys = keys if keys is not None else [k for k in point if k not in ("label", "init_checkpoint")]
     return ", ".join(f"{k}={_fmt(point[k])}" for k in keys if k in point) or None
 
 

@@ -29,6 +29,16 @@ def td3_search(sweep: dict, tune: dict, **extra) -> dict:
         "sweep": sweep, "tune": tune, **extra}]}
 
 
+def two_phases(sweep: dict, tune: dict) -> dict:
+    """A tiny TD3 phase, then a search phase started from it (its hand-over point may be searched)."""
+    first = td3_search({}, {})["phases"][0]
+    first = {**{k: v for k, v in first.items() if k not in ("sweep", "tune")}, "name": "pre", "budget": {"env_steps": 200}}
+    data = td3_search(sweep, tune, init_from="pre")
+    data["phases"][0]["config"] = {"hidden": [32, 32]}
+    data["phases"].insert(0, first)
+    return data
+
+
 def problems(data: dict) -> str:
     with pytest.raises(SpecError) as e:
         parse_pipeline(data)
@@ -87,6 +97,13 @@ def test_each_distribution_is_validated_and_expanded():
     assert "phases[0].tune.rerun_best: rerun_best needs a search space" in message
     message = problems(td3_search({"tau": {"uniform": [0.001, 0.02]}}, {"scheduler": {"type": "hyperband"}}))
     assert "phases[0].tune.scheduler.type: 'hyperband' is not allowed; choose one of 'asha', 'median'" in message
+    message = problems(td3_search({"handover": {"uniform": [0.5, 1.5]}}, {"num_samples": 2}))
+    assert "phases[0].sweep.handover.uniform: handover searches where this phase starts in its `init_from` phase's budget" in message
+    two = two_phases({"handover": {"randint": [0, 1]}, "tau": {"uniform": [0.001, 0.02]}}, {"num_samples": 2})
+    assert "phases[1].sweep.handover.randint: handover is a fraction of init_from's budget: use uniform" in problems(two)
+    two = two_phases({"handover": {"choice": [0.5, 1.5]}}, {"num_samples": 2})
+    assert "phases[1].sweep.handover.choice: handover is a fraction of init_from's budget in (0, 1], got 1.5" in problems(two)
+    assert search.searches_handover(parse_pipeline(two_phases({"handover": {"uniform": [0.3, 1.0]}}, {"num_samples": 2})).phases[1])
     rerun = parse_pipeline(td3_search({"tau": {"uniform": [0.001, 0.02]}}, {"seeds": [0, 7], "rerun_best": {"seeds": 3}, "scheduler": "asha"})).phases[0].tune
     assert rerun.rerun_best.seeds == [8, 9, 10] and rerun.scheduler.type == "asha" and rerun.scheduler.reduction_factor == 3
 
@@ -206,3 +223,39 @@ def test_selection_with_trials_stopped_early():
             search.TrialOutcome("t2", 1, "q", {"x": 2}, 6.0, 400, True)]
     assert search.best_point(rows, "max")[0] == "q"
     assert search.best_point(rows[:1], "max")[0] == "p"  # nothing completed: the stopped ones are ranked
+
+
+def test_a_searched_hand_over_point_maps_to_its_checkpoint():
+    """Fraction → the first checkpoint at or after it, from the trial best there; Tune's own
+    search resolves it in each trial's config, with the same values for every seed."""
+    from ray import tune
+    from ray.tune.search.variant_generator import generate_variants
+
+    rows = [{"trial_id": t, "path": f"{t}/c{i}", "num_updates": (i + 1) * 100, "normalized_score": v}
+            for t, vals in (("a", [1, 5, 3, 2]), ("b", [4, 4, 6])) for i, v in enumerate(vals)]  # b stopped at 300
+    lookup = search.HandoverLookup.from_checkpoints(rows, 400, "num_updates", "normalized_score", "max", resolve=lambda p: "/run/" + p)
+    assert lookup.table == [(100, "/run/b/c0"), (200, "/run/a/c1"), (300, "/run/b/c2"), (400, "/run/a/c3")]
+    assert [lookup.path(f) for f in (0.1, 0.25, 0.5, 0.51, 0.75, 1.0)] == ["/run/b/c0", "/run/b/c0", "/run/a/c1", "/run/b/c2", "/run/b/c2", "/run/a/c3"]
+    space = {"seed": tune.grid_search([0, 1]), "sweep_point": {"handover": tune.uniform(0.1, 1.0), "init_checkpoint": tune.sample_from(lookup)}}
+    for _ in range(5):
+        variants = [v for _, v in generate_variants(space, constant_grid_search=True)]
+        assert [v["seed"] for v in variants] == [0, 1]
+        assert variants[0]["sweep_point"] == variants[1]["sweep_point"]
+        assert variants[0]["sweep_point"]["init_checkpoint"] == lookup.path(variants[0]["sweep_point"]["handover"])
+
+
+def test_early_stopping_runs_on_the_phase_axis():
+    """ASHA / median stopping count budget units: updates offline, env steps online; the grace
+    period defaults to one evaluation interval and ASHA's max_t is the budget."""
+    from ray.tune.schedulers import ASHAScheduler, MedianStoppingRule
+
+    offline = parse_pipeline({"name": "x", "phases": [{
+        "name": "off", "algorithm": "td3_bc", "env": "Hopper-v5", "dataset": "mprl/hopper/random-v0",
+        "budget": {"updates": 5000}, "evaluation": {"interval": 500}, "sweep": {"alpha": {"uniform": [1.0, 4.0]}},
+        "tune": {"num_samples": 4, "scheduler": {"type": "asha", "reduction_factor": 2}}}]}).phases[0]
+    asha = search.trial_scheduler(offline, "normalized_score", "num_updates_lifetime")
+    assert isinstance(asha, ASHAScheduler) and asha._time_attr == "num_updates_lifetime"
+    assert asha._max_t == 5000 and asha._brackets[0].rf == 2 and [m for m, _ in asha._brackets[0]._rungs] == [4000, 2000, 1000, 500]
+    online = parse_pipeline(td3_search({"tau": {"uniform": [0.001, 0.02]}}, {"num_samples": 3, "scheduler": {"type": "median", "grace_period": 200}})).phases[0]
+    median = search.trial_scheduler(online, "evaluation_return", "num_env_steps_lifetime")
+    assert isinstance(median, MedianStoppingRule) and median._time_attr == "num_env_steps_lifetime" and median._grace_period == 200

@@ -187,6 +187,7 @@ class Scheduler:
         self.fit_start: dict[str, float] = {}
         self.trial_start: dict[str, float] = {}
         self.nodes: dict[str, dict[str, Any]] = {}
+        self.handover_from: dict[str, str] = {}  # a node that searches its hand-over point → the node it starts from
 
     # ---- the driver's view
     def write(self, line: str) -> None:
@@ -286,7 +287,9 @@ class Scheduler:
         nodes_of: dict[str, list[str]] = {}
         for ordinal, phase in enumerate(self.spec.phases):
             parents: list[dict[str, Any] | None]
-            if phase.init_from_phase:
+            if phase.init_from_phase and search.searches_handover(phase):  # each trial starts at its sampled point
+                parents = [self._handover_parent(n) for n in nodes_of[phase.init_from_phase]]
+            elif phase.init_from_phase:
                 parents = [c for n in nodes_of[phase.init_from_phase] for c in self.store.checkpoints(n, selected_only=True)]
             elif phase.init_checkpoint_path:
                 parents = [{"checkpoint_id": None, "path": phase.init_checkpoint_path, "selection": "given", "node_id": None}]
@@ -296,6 +299,8 @@ class Scheduler:
             for i, parent in enumerate(parents):
                 node_id = phase.name if len(parents) == 1 else f"{phase.name}.b{i}"
                 nodes_of[phase.name].append(node_id)
+                if parent is not None and parent.get("handover_from"):
+                    self.handover_from[node_id] = parent["handover_from"]
                 existing = self.store.node(node_id)
                 if existing is not None and existing["status"] == "succeeded":
                     self.write(f"[{node_id}] finished in an earlier attempt; kept")
@@ -371,7 +376,7 @@ class Scheduler:
         if resume and tune.Tuner.can_restore(exp_path):
             self.write(f"[{node_id}] resuming its Tune experiment from {exp_path}")
             # a search creates trials after the restore: Tune needs the param space again (its object refs)
-            again = {"param_space": self._search_config(phase, dict(param_space), metric, budget_key)[0]} if search.is_search(phase) else {}
+            again = {"param_space": self._search_config(phase, dict(param_space), metric, budget_key, node_id)[0]} if search.is_search(phase) else {}
             tuner = tune.Tuner.restore(exp_path, trainable=cfg.algo_class, resume_unfinished=True, resume_errored=True, **again)
         else:
             if any(name.startswith("experiment_state") for name in storage.list_names(exp_path)):
@@ -382,7 +387,7 @@ class Scheduler:
             param_space["seed"] = tune.grid_search(list(phase.tune.seeds))
             if phase.sweep and not search.is_search(phase):
                 param_space["sweep_point"] = tune.grid_search([{**p, "label": sweep_label(p)} for p in phase.sweep])
-            param_space, searching = self._search_config(phase, param_space, metric, budget_key)
+            param_space, searching = self._search_config(phase, param_space, metric, budget_key, node_id)
             tuner = tune.Tuner(
                 cfg.algo_class,
                 param_space=param_space,
@@ -396,6 +401,8 @@ class Scheduler:
         if errors:
             raise MprlError(f"Phase '{phase.name}' ({node_id}): {len(errors)} trial(s) failed: {errors[0]}. Logs: {exp_path}")
         if search.is_search(phase):
+            if node_id in self.handover_from:
+                self._record_handovers(phase, node_id, results, metric, budget_key)
             rerun = self._rerun_best(phase, node_id, cfg, metric, budget_key, resume, results) if phase.tune.rerun_best else None
             search.write_search_report(results, phase, metric, budget_key, self.run_dir / node_id, self.write, rerun=rerun)
             return [*results, *(rerun or [])]
@@ -423,18 +430,61 @@ class Scheduler:
         )
 
     # ---- searches (mprl.search): distributions, search algorithms, early stopping, the best re-run
-    def _search_config(self, phase: Any, param_space: dict[str, Any], metric: str, budget_key: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    def _search_config(self, phase: Any, param_space: dict[str, Any], metric: str, budget_key: str, node_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """The param space and the TuneConfig arguments of a search phase (and a trial scheduler
         for any phase that asks for one)."""
         if not search.is_search(phase):
             return param_space, {"scheduler": search.trial_scheduler(phase, metric, budget_key)}
-        setup = search.search_setup(phase, metric, budget_key, seed=self.spec.seed)
-        param_space = {**param_space, "sweep_point": search.sweep_point_space(phase)}
+        handover = self._handover_lookup(node_id)
+        setup = search.search_setup(phase, metric, budget_key, seed=self.spec.seed, handover=handover)
+        param_space = {**param_space, "sweep_point": search.sweep_point_space(phase, handover)}
         if setup["seed"] is None:  # the searcher gives each repeat of a point its seed
             param_space.pop("seed", None)
         else:
             param_space["seed"] = setup["seed"]
         return param_space, {k: setup[k] for k in ("search_alg", "scheduler", "num_samples")}
+
+    def _handover_parent(self, source: str) -> dict[str, Any]:
+        """The parent of a node that searches its hand-over point: the node it starts from (its
+        last checkpoint stands for the transfer check; every trial gets its own checkpoint)."""
+        ckpts = self.store.checkpoints(source)
+        if not ckpts:
+            raise MprlError(f"[{source}] has no checkpoint to hand over")
+        node = self.store.node(source)
+        last = max(ckpts, key=lambda c: c[node["axis"]] or 0)
+        return {"checkpoint_id": None, "path": str(self.store.abs(last["path"])), "selection": "handover search",
+                "node_id": source, "handover_from": source}
+
+    def _handover_lookup(self, node_id: str) -> search.HandoverLookup | None:
+        source = self.handover_from.get(node_id)
+        if source is None:
+            return None
+        node, ckpts = self.store.node(source), self.store.checkpoints(source)
+        metric = "normalized_score" if all(c["normalized_score"] is not None for c in ckpts) else "evaluation_return"
+        mode = self.spec.phase(node["phase"]).tune.mode
+        return search.HandoverLookup.from_checkpoints(ckpts, node["budget_value"], node["axis"], metric, mode,
+                                                      resolve=lambda p: str(self.store.abs(p)))
+
+    def _record_handovers(self, phase: Any, node_id: str, results: Any, metric: str, budget_key: str) -> None:
+        """The checkpoints a hand-over search started from: selected in the lineage ('handover
+        search: N trial(s)'); the node hangs under the one its best configuration started from."""
+        from collections import Counter
+
+        from mprl.lineage import checkpoint_id
+
+        used = Counter((r.config.get("sweep_point") or {}).get("init_checkpoint") for r in results)
+        ids = {}
+        for path, n in used.items():
+            cid = checkpoint_id(self.run_id, self.store.rel(path)) if path else None
+            if cid and self.store.checkpoint(cid):
+                self.store.mark_selected(cid, f"handover search: {n} trial(s)")
+                ids[path] = cid
+        best = search.best_point(search.outcomes(results, phase, metric, budget_key), phase.tune.mode)
+        start = next(((r.config.get("sweep_point") or {}).get("init_checkpoint") for r in results
+                      if best and search.trial_label(r.config, list(search.searched(phase))) == best[0]), None)
+        if start in ids:
+            self.nodes[node_id] = {**self.nodes[node_id], "parent_checkpoint_id": ids[start]}
+            self.store.upsert_node(self.nodes[node_id])
 
     def _rerun_best(self, phase: Any, node_id: str, cfg: Any, metric: str, budget_key: str, resume: bool, results: Any) -> Any:
         """`rerun_best: {seeds: N}`: the search's best configuration (see `search.best_point`) run
@@ -453,7 +503,10 @@ class Scheduler:
             seeds = list(phase.tune.rerun_best.seeds)
             self.write(f"[{node_id}] re-running the best configuration ({label}) on seeds {', '.join(map(str, seeds))}")
             constants = search.split_space(phase.sweep)[1]
-            space = {**cfg.to_dict(), "seed": tune.grid_search(seeds), "sweep_point": {**constants, **values, "label": f"best: {label}"}}
+            point = {**constants, **values, "label": f"best: {label}"}
+            if search.HANDOVER in values and (handover := self._handover_lookup(node_id)) is not None:
+                point["init_checkpoint"] = handover.path(values[search.HANDOVER])
+            space = {**cfg.to_dict(), "seed": tune.grid_search(seeds), "sweep_point": point}
             tuner = tune.Tuner(cfg.algo_class, param_space=space,
                                tune_config=tune.TuneConfig(max_concurrent_trials=phase.tune.max_concurrent_trials),
                                run_config=self._run_config(phase, node_id, name, metric, budget_key))

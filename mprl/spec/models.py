@@ -576,6 +576,7 @@ class Phase(_SpecModel):
                 entry, sweep, config, tune,
                 check_config=lambda settings: _config_problems(entry, settings, unit, resolved),
                 check_phase=lambda settings: _phase_problems(entry, settings, resolved, budget, warm),
+                init_from=data.get("init_from"),
             )
         if entry is not None and isinstance(sweep, list):
             unit = PARADIGM_UNITS[resolved]
