@@ -400,6 +400,8 @@ class Scheduler:
         errors = [r.error for r in results if r.error is not None]
         if errors:
             raise MprlError(f"Phase '{phase.name}' ({node_id}): {len(errors)} trial(s) failed: {errors[0]}. Logs: {exp_path}")
+        if resume:
+            self._abandon_lost_trials(node_id, results)
         if search.is_search(phase):
             if node_id in self.handover_from:
                 self._record_handovers(phase, node_id, results, metric, budget_key)
@@ -443,6 +445,16 @@ class Scheduler:
         else:
             param_space["seed"] = setup["seed"]
         return param_space, {k: setup[k] for k in ("search_alg", "scheduler", "num_samples")}
+
+    def _abandon_lost_trials(self, node_id: str, results: Any) -> None:
+        """Trials that started after Tune's last experiment-state save (it saves at most every
+        10 s) are not in the restored experiment: Tune never continues them (a searcher suggests
+        new points instead), so the lineage marks them `abandoned` rather than running forever."""
+        kept = {str(r.metrics.get("trial_id") or _trial_id_from_path(r.path)) for r in results}
+        for t in self.store.trials(node_id):
+            if t["status"] == "running" and t["trial_id"] not in kept and not (t["sweep_label"] or "").startswith("best: "):
+                self.store.record_trial(t["trial_id"], node_id, t["seed"], t["sweep_label"], "abandoned", None,
+                                        error="started after Tune's last experiment-state save before the interruption; not restored")
 
     def _handover_parent(self, source: str) -> dict[str, Any]:
         """The parent of a node that searches its hand-over point: the node it starts from (its
