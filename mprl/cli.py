@@ -65,8 +65,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mprl import bench_serve
-    from mprl.bench_scheduler import add_parser as add_bench_scheduler
+    from mprl.benchmarks import serve as bench_serve
+    from mprl.benchmarks.scheduler import add_parser as add_bench_scheduler
     from mprl.datasets.cli import add_subparser as add_datasets
     from mprl.envs_cli import add_subparser as add_envs
     from mprl.lineage.cli import add_subparser as add_lineage  # `lineage show|export`, `curves`

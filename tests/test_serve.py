@@ -441,7 +441,7 @@ def test_soak_10k_act_requests_from_16_clients(app):
     """10,000 `act` requests from 16 keep-alive clients on 127.0.0.1: no error; p50/p99 printed."""
     import asyncio
 
-    from mprl.bench_serve import Conn, post_request
+    from mprl.benchmarks.serve import Conn, post_request
 
     pid = app["checkpoints"][0]
     host, port = app["url"].split("//")[1].split(":")
