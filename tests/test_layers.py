@@ -27,3 +27,12 @@ def test_pipeline_modules_import_only_the_ones_below_them():
     for other in ("mprl.runner", "mprl.scheduler"):  # the old paths are re-exports only
         assert not any(m.startswith("mprl.pipeline") for m in _imports(PIPELINE.parent / "lineage" / "store.py"))
         assert other not in _imports(PIPELINE.parent / "cli.py")
+
+
+def test_spec_modules_import_only_the_ones_below_them():
+    """mprl/spec: vocabulary ← messages ← values ← models ← loader (the package re-exports)."""
+    order = ["vocabulary", "messages", "values", "models", "loader"]
+    spec = PIPELINE.parent / "spec"
+    for i, name in enumerate(order):
+        imported = {m for m in _imports(spec / f"{name}.py") if m.startswith("mprl.spec")}
+        assert imported <= {f"mprl.spec.{m}" for m in order[:i]}, (name, sorted(imported))
