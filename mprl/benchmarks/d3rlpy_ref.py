@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-INSTALL = 'pip install -e ".[bench]" && pip install --no-deps d3rlpy==2.8.1'
+INSTALL = 'pip install -c constraints.txt -e ".[bench]" && pip install --no-deps d3rlpy==2.8.1'
 #: mprl algorithm → d3rlpy config class name
 D3RLPY_NAMES = {"td3": "TD3Config", "td3_bc": "TD3PlusBCConfig", "sac": "SACConfig", "bc": "BCConfig",
                 "iql": "IQLConfig", "awac": "AWACConfig", "cql": "CQLConfig"}
