@@ -28,24 +28,16 @@ def evaluate_policy(act: Callable[[np.ndarray], np.ndarray], env_id: str, episod
     """Run `episodes` episodes with `act` (obs → action, no exploration); episode i is seeded seed + i."""
     from mprl.envs import make_env  # deployment contexts (variant ids) included
 
+    from mprl.episodes import run_episodes
+
     own_env = env is None
     env = env or make_env(env_id)
-    returns, lengths = [], []
     try:
-        for i in range(episodes):
-            obs, _ = env.reset(seed=seed + i)
-            done, ret, length = False, 0.0, 0
-            while not done:
-                obs, r, terminated, truncated, _ = env.step(act(obs))
-                ret += float(r)
-                length += 1
-                done = terminated or truncated
-            returns.append(ret)
-            lengths.append(length)
+        done = run_episodes(env, act, seeds=lambda i: seed + i, episodes=episodes)
     finally:
         if own_env:
             env.close()
-    return EvalResult(returns, lengths)
+    return EvalResult(done.returns, done.lengths)
 
 
 @torch.no_grad()

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from mprl.episodes import Transition, run_episodes
 from mprl.errors import MprlError
 
 Progress = Callable[[int, int], None]  # (frames done, frames total)
@@ -119,19 +120,16 @@ def record_policy_video(policy: Any, out_path: str | Path, env_id: str | None = 
     try:
         check_spaces(policy, env, env_id)
         mp4 = _Mp4(out, _fps(env))
-        returns: list[float] = []
-        episode, ret = 0, 0.0
-        obs, _ = env.reset(seed=seed)
-        for i in range(steps):
-            mp4.append(env.render())
-            obs, r, terminated, truncated, _ = env.step(policy.act_one(obs))
-            ret += float(r)
-            if terminated or truncated:
-                returns.append(ret)
-                episode, ret = episode + 1, 0.0
-                obs, _ = env.reset(seed=seed + episode)
-            if progress is not None and (i + 1) % 25 == 0:
-                progress(i + 1, steps)
+        taken = [0]
+
+        def step_done(_t: Transition) -> None:
+            taken[0] += 1
+            if progress is not None and taken[0] % 25 == 0:
+                progress(taken[0], steps)
+
+        done = run_episodes(env, policy.act_one, seeds=lambda i: seed + i, steps=steps,
+                            before_step=lambda: mp4.append(env.render()), on_step=step_done)
+        returns, ret = done.returns, done.partial_return
         ok = True
     finally:
         if mp4 is not None:
@@ -180,20 +178,15 @@ def rollouts(policy: Any, env_id: str | None, seeds: Sequence[int], *, max_steps
         limit = max_steps or int(getattr(env.spec, "max_episode_steps", None) or 1000)
         if video_path is not None:
             mp4 = _Mp4(Path(video_path), _fps(env))
-        for k, seed in enumerate(seeds):
-            obs, _ = env.reset(seed=int(seed))
-            ret, n, done = 0.0, 0, False
-            while not done and n < limit:
-                if mp4 is not None:
-                    mp4.append(env.render())
-                obs, r, terminated, truncated, _ = env.step(policy.act_one(obs))
-                ret += float(r)
-                n += 1
-                done = terminated or truncated
-            returns.append(ret)
-            lengths.append(n)
-            if progress is not None:
-                progress(k + 1, len(seeds))
+        seed_list = [int(s) for s in seeds]
+
+        def episode_done(t: Transition) -> None:
+            if progress is not None and (t.terminated or t.truncated):
+                progress(t.episode + 1, len(seed_list))
+
+        done = run_episodes(env, policy.act_one, seeds=seed_list, episodes=len(seed_list), max_episode_steps=limit,
+                            before_step=(lambda: mp4.append(env.render())) if mp4 is not None else None, on_step=episode_done)
+        returns, lengths = done.returns, done.lengths
         ok = True
     finally:
         if mp4 is not None:

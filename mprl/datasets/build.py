@@ -104,30 +104,40 @@ def _rollout(env_id: str, size: int, policy: Callable[[np.ndarray], np.ndarray],
     """`size` transitions of `policy`; the episode cut by the size limit is marked truncated.
 
     Returns the episode buffers and the returns of the episodes that ended by themselves."""
+    from mprl.episodes import Transition, run_episodes
+
     env = make_env(env_id)
     low, high = env.action_space.low, env.action_space.high
-    buffers, returns = [], []
+    buffers: list = []
+    returns: list[float] = []  # of the episodes that ended by themselves
+    current: list[_Episode] = []  # the episode being recorded
+    steps = 0
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        if not current:  # the first observation of an episode
+            current.append(_Episode(obs))
+        return np.clip(np.asarray(policy(obs), dtype=env.action_space.dtype), low, high)
+
+    def record(t: Transition) -> None:
+        nonlocal steps
+        steps += 1
+        ep = current[0]
+        ep.obs.append(t.next_obs)
+        ep.actions.append(t.action)
+        ep.rewards.append(t.reward)
+        ep.terms.append(t.terminated)
+        ep.truncs.append(t.truncated or (t.last and not t.terminated))  # the size limit cuts the last episode
+        if t.terminated or t.truncated or t.last:
+            if t.terminated or t.truncated:
+                returns.append(float(np.sum(ep.rewards)))
+            buffers.append(ep.to_buffer(seed if not buffers else None))
+            current.clear()
+            mean = f"  mean return {np.mean(returns[-20:]):.1f}" if returns else ""
+            report(steps, f", {len(buffers)} episodes{mean}")
+
     try:
-        obs, _ = env.reset(seed=seed)
-        ep, first = _Episode(obs), True
-        for n in range(1, size + 1):
-            action = np.clip(np.asarray(policy(obs), dtype=env.action_space.dtype), low, high)
-            obs, r, term, trunc, _ = env.step(action)
-            ep.obs.append(obs)
-            ep.actions.append(action)
-            ep.rewards.append(float(r))
-            ep.terms.append(bool(term))
-            ep.truncs.append(bool(trunc) or (n == size and not term))
-            if term or trunc or n == size:
-                if term or trunc:
-                    returns.append(float(np.sum(ep.rewards)))
-                buffers.append(ep.to_buffer(seed if first else None))
-                first = False
-                if n < size:
-                    obs, _ = env.reset()
-                    ep = _Episode(obs)
-                mean = f"  mean return {np.mean(returns[-20:]):.1f}" if returns else ""
-                report(n, f", {len(buffers)} episodes{mean}")
+        # Seeded once: later episodes continue the env's RNG, as before.
+        run_episodes(env, act, seeds=lambda i: seed if i == 0 else None, steps=size, on_step=record)
     finally:
         env.close()
     return buffers, returns
