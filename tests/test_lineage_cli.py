@@ -229,7 +229,7 @@ def test_export_dot_is_valid_graphviz(run, tmp_path):
     assert len(edges) == 10  # 6 phase → selected checkpoint, 4 checkpoint → seeded phase
     nodes = {unq(n.get_name()): n for n in g.get_nodes()}
     assert sum(k.startswith("node:") for k in nodes) == 5 and sum(k.startswith("ck:") for k in nodes) == 6
-    assert unq(nodes["node:offline"].get("label")) == r"offline\ntd3_bc · offline\n10,000 updates\nsucceeded · best score 62.4"
+    assert unq(nodes["node:offline"].get("label")) == r"offline\ntd3_bc · offline\nHopper-v5\n10,000 updates\nsucceeded · best score 62.4"
     assert r'(critic \"qf\" kept random)' in dot  # quotes escaped: the parse above would fail otherwise
     if shutil.which("dot"):  # Graphviz itself, where installed
         subprocess.run(["dot", "-Tsvg", "-o", str(tmp_path / "g.svg")], input=dot, text=True, check=True, timeout=30)
