@@ -105,6 +105,10 @@ class CQLUpdates(Updates):
         self.target_entropy = default_target_entropy(self.m.act_dim) if c.target_entropy is None else float(c.target_entropy)
         self.cql_alpha = c.cql_alpha if c.paradigm == "offline" else c.cql_alpha_online
 
+    def policy_action_q(self, q_pi: torch.Tensor, q_pi_next: torch.Tensor, b: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """The policy-action Q-values that enter the logsumexp, and metrics: as they are (Cal-QL bounds them)."""
+        return q_pi, q_pi_next, {}
+
     def critic_loss(self, b: dict[str, torch.Tensor], alpha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, torch.Tensor]]:
         """Σ_i [MSE(Q_i(s, a), y) + α_cql · diff_i] (Lagrange: α′ · α_cql · (diff_i − gap)); and α′'s loss."""
         c, m = self.config, self.m
@@ -116,12 +120,13 @@ class CQLUpdates(Updates):
 
         cand = cql_actions(m.actor, s, b["next_obs"], c.cql_n_actions)
         q_rand, q_pi, q_pi_next = (m.critics(cand["obs"], cand[k]) for k in ("rand", "pi", "pi_next"))
+        q_pi, q_pi_next, metrics = self.policy_action_q(q_pi, q_pi_next, b)
         lse = cql_logsumexp(q_rand, q_pi, cand["log_pi"], q_pi_next, cand["log_pi_next"], m.act_dim, c.cql_temp,
                             None if c.cql_importance_sample else q_data)
         diff = cql_diff(lse, q_data, c.cql_clip_diff_min, c.cql_clip_diff_max)  # [n]
 
-        metrics = {"q_data": q_data.mean().detach(), "q_target": y.mean(), "q_rand": q_rand.mean().detach(),
-                   "cql_diff": diff.mean().detach(), "bellman_loss": bellman.detach()}
+        metrics.update(q_data=q_data.mean().detach(), q_target=y.mean(), q_rand=q_rand.mean().detach(),
+                       cql_diff=diff.mean().detach(), bellman_loss=bellman.detach())
         loss_prime = None
         if c.cql_lagrange:
             alpha_prime = lagrange_multiplier(m.log_alpha_prime)

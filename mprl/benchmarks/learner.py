@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import statistics
 import tempfile
 import time
@@ -49,20 +48,6 @@ def _median_rates(work: int, sides: dict[str, Callable[[], None]], repeats: int)
 def _median_rate(work: int, side_a: Callable[[], None], side_b: Callable[[], None], repeats: int) -> tuple[float, float]:
     r = _median_rates(work, {"a": side_a, "b": side_b}, repeats)
     return r["a"], r["b"]
-
-
-@contextlib.contextmanager
-def _minari_root(path: str) -> Iterator[None]:
-    """MINARI_DATASETS_PATH → `path` for the block, restored after (the process may go on)."""
-    old = os.environ.get("MINARI_DATASETS_PATH")
-    os.environ["MINARI_DATASETS_PATH"] = path
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("MINARI_DATASETS_PATH", None)
-        else:
-            os.environ["MINARI_DATASETS_PATH"] = old
 
 
 @contextlib.contextmanager
@@ -216,7 +201,9 @@ def bench_learner(args: argparse.Namespace) -> int:
     if not args.no_d3rlpy and not use_d3rlpy:
         say(d3rlpy_ref.missing_line())
     results: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory() as tmp, _minari_root(tmp), _ray():
+    from mprl.datasets.ids import minari_root
+
+    with tempfile.TemporaryDirectory() as tmp, minari_root(tmp), _ray():
         dataset = None
         if any("offline" in i.paradigms for i in algos.values()):
             say(f"building a {args.env} random dataset ({args.dataset_size} transitions) for the offline measurements ...")

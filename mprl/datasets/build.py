@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 import mprl
-from mprl.datasets.ids import DEFAULT_BUDGET, QUALITIES, datasets_root, default_dataset_id, parse_dataset_id
+from mprl.datasets.ids import DEFAULT_BUDGET, QUALITIES, datasets_root, default_dataset_id, minari_root, parse_dataset_id
 from mprl.datasets.store import METADATA_KEY, POLICY_FILE, save_episode_table
 from mprl.envs import make_env, normalized_score, reference_scores
 from mprl.errors import MprlError
@@ -233,20 +233,6 @@ class _TransitionLog:
 
 
 # ---------------------------------------------------------------- minari writing
-
-
-@contextlib.contextmanager
-def _minari_root(path: Path):
-    """Point minari (`MINARI_DATASETS_PATH`) at `path` for the duration."""
-    old = os.environ.get("MINARI_DATASETS_PATH")
-    os.environ["MINARI_DATASETS_PATH"] = str(path)
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("MINARI_DATASETS_PATH", None)
-        else:
-            os.environ["MINARI_DATASETS_PATH"] = old
 
 
 @contextlib.contextmanager
@@ -543,7 +529,7 @@ def build_dataset(
         meta.setdefault("expert_return", None)
 
         t_write = time.perf_counter()
-        with _minari_root(staging):
+        with minari_root(staging):
             write_minari(
                 dataset_id, buffers, env_id, ref_min=ref_min, ref_max=ref_max,
                 algorithm="uniform random" if quality == "random" else "mprl.benchmarks.plain.PlainTD3",
@@ -556,7 +542,7 @@ def build_dataset(
         meta["write_time_s"] = round(time.perf_counter() - t_write, 3)
         meta["build_time_s"] = round(time.perf_counter() - t_start, 3)
         _set_metadata(staged, {METADATA_KEY: meta})
-        with _minari_root(staging):
+        with minari_root(staging):
             import minari
 
             save_episode_table(minari.load_dataset(dataset_id), _table_from_buffers(buffers))

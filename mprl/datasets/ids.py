@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from mprl.envs import NAMED_VARIANTS, env_slug, latest_env_id
@@ -12,6 +14,20 @@ QUALITIES = ("random", "medium", "medium-replay", "expert")
 NAMESPACE = "mprl"
 DEFAULT_SIZE = 100_000  # transitions, in suggested build commands
 DEFAULT_BUDGET = 300_000  # env steps of online training for medium / medium-replay / expert
+
+
+@contextlib.contextmanager
+def minari_root(path: str | os.PathLike) -> Iterator[None]:
+    """MINARI_DATASETS_PATH → `path` for the block, restored after (the process may go on)."""
+    old = os.environ.get("MINARI_DATASETS_PATH")
+    os.environ["MINARI_DATASETS_PATH"] = str(path)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("MINARI_DATASETS_PATH", None)
+        else:
+            os.environ["MINARI_DATASETS_PATH"] = old
 
 
 def datasets_root() -> Path:
