@@ -154,9 +154,11 @@ class DataLearner(TorchLearner):
             self.register_optimizer(module_id=module_id, optimizer_name=name, optimizer=torch.optim.Adam(params, lr=lr), params=params)
 
     def build(self) -> None:
+        # Seeded before RLlib builds the module: its initial weights follow the trial's seed,
+        # not whatever the process drew before (several algorithms built in one process).
+        torch.manual_seed(self.config.seed or 0)
         super().build()
         cfg = self.config
-        torch.manual_seed(cfg.seed or 0)
         module = self.module[DEFAULT_MODULE_ID]
         cls = cfg.updates_class
         obs_dim, act_dim = int(np.prod(module.observation_space.shape)), int(np.prod(module.action_space.shape))
