@@ -466,7 +466,7 @@ def test_hybrid_sac_mixes_the_dataset_into_each_batch(ray_local, minari_root):
     from algorithms.sac import SACConfig
     from mprl.datasets import build_dataset
 
-    dataset = build_dataset(ENV, "random", size=2000, seed=0, progress=None)
+    dataset = build_dataset(ENV, "random", size=2000, seed=0, dataset_id="mprl/hopper/sac-hybrid-v0", progress=None)
     algo = SACConfig().environment(ENV).training(
         paradigm="hybrid", dataset=dataset, dataset_root=str(minari_root), env_steps_per_iteration=150, random_steps=100,
         learning_starts=100, eval_episodes=1, hidden=[32, 32], train_batch_size_per_learner=32,
