@@ -41,6 +41,16 @@ def minari_root(tmp_path_factory):
         os.environ["MINARI_DATASETS_PATH"] = old
 
 
+@pytest.fixture(scope="session")
+def mixed_data(minari_root):
+    """InvertedPendulum data where the controller's good (K·s) and opposite (−K·s) actions
+    share states (p 0.4 opposite, σ 0.3 noise): episodes last 1–185 steps, mean return ≈ 31.
+    Cloning it averages the two; an offline method that weighs actions by value keeps the good ones."""
+    from scripted_pendulum import controller_dataset
+
+    return controller_dataset("mprl/invertedpendulum/controller-mix40-v0", steps=20_000, p_bad=0.4, noise=0.3)
+
+
 @dataclass
 class S3Server:
     """A real S3 HTTP endpoint on 127.0.0.1 (moto's server); clients find it via AWS_ENDPOINT_URL."""

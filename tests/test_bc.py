@@ -115,14 +115,6 @@ def expert_data(minari_root):
     return controller_dataset("mprl/invertedpendulum/controller-expert-v0", steps=5000, noise=0.3)
 
 
-@pytest.fixture(scope="module")
-def mixed_data(minari_root):
-    """Good and opposite actions in the same states (p 0.4): episodes last 1–185 steps, mean ≈ 31."""
-    from scripted_pendulum import controller_dataset
-
-    return controller_dataset("mprl/invertedpendulum/controller-mix40-v0", steps=20_000, p_bad=0.4, noise=0.3)
-
-
 @pytest.mark.parametrize("head", ["deterministic", "gaussian"])
 def test_bc_imitates_an_expert_dataset(ray_local, minari_root, expert_data, head):
     """The controller's data (return 1000 with σ 0.3 action noise): BC balances the pole; an

@@ -170,13 +170,6 @@ def test_settings_and_pipeline():
 # ------------------------------------------------------------------------------ learning (real Ray)
 
 
-@pytest.fixture(scope="module")
-def mixed_data(minari_root):
-    from scripted_pendulum import controller_dataset
-
-    return controller_dataset("mprl/invertedpendulum/controller-mix40-v0", steps=20_000, p_bad=0.4, noise=0.3)
-
-
 def test_cal_ql_offline_then_hybrid(ray_local, minari_root, mixed_data, tmp_path):
     """Offline Cal-QL on data whose cloning fails (BC: 63), then a hybrid phase whose online
     episodes get their return-to-go when they end (the bound stays on online)."""

@@ -272,15 +272,6 @@ def test_settings_refuse_what_iql_would_ignore():
 # ------------------------------------------------------------------------------ learning (real Ray)
 
 
-@pytest.fixture(scope="module")
-def mixed_data(minari_root):
-    """Good (K·s) and opposite (−K·s) controller actions in the same states, p 0.4 opposite:
-    episodes last 1–185 steps (mean return ≈ 31)."""
-    from scripted_pendulum import controller_dataset
-
-    return controller_dataset("mprl/invertedpendulum/controller-mix40-v0", steps=20_000, p_bad=0.4, noise=0.3)
-
-
 def test_iql_offline_picks_the_good_actions_of_a_mixed_dataset(ray_local, minari_root, mixed_data):
     """Cloning this data averages good and opposite actions. Measured on this data (64×64, 1000
     updates per evaluation, 3 episodes): BC returned 89, 735, 28, 63 over 4000 updates, and IQL

@@ -178,14 +178,6 @@ def test_pipeline_yaml_validates():
 # ------------------------------------------------------------------------------ learning (real Ray)
 
 
-@pytest.fixture(scope="module")
-def mixed_data(minari_root):
-    """Good (K·s) and opposite (−K·s) controller actions in the same states (p 0.4 opposite)."""
-    from scripted_pendulum import controller_dataset
-
-    return controller_dataset("mprl/invertedpendulum/controller-mix40-v0", steps=20_000, p_bad=0.4, noise=0.3)
-
-
 def test_pars_offline_then_hybrid(ray_local, minari_root, mixed_data, tmp_path):
     """Offline PARS (4 LayerNorm critics, c = 10, Q_min = 0 for this task's rewards ≥ 0) picks
     the good actions of data whose cloning fails (BC: 63); the hybrid phase from its

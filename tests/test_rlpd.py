@@ -151,13 +151,6 @@ def test_pipeline_yaml_validates():
 # ------------------------------------------------------------------------------ learning (real Ray)
 
 
-@pytest.fixture(scope="module")
-def mixed_data(minari_root):
-    from scripted_pendulum import controller_dataset
-
-    return controller_dataset("mprl/invertedpendulum/controller-mix40-v0", steps=20_000, p_bad=0.4, noise=0.3)
-
-
 def test_rlpd_learns_inverted_pendulum_with_data(ray_local, minari_root, mixed_data):
     """From scratch with the dataset in every batch (no pre-training)."""
     from algorithms.rlpd import RLPDConfig

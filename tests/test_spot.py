@@ -139,14 +139,6 @@ def test_settings_refuse_a_phase_that_only_trains_the_vae():
 # ------------------------------------------------------------------------------ learning (real Ray)
 
 
-@pytest.fixture(scope="module")
-def mixed_data(minari_root):
-    """Good (K·s) and opposite (−K·s) controller actions in the same states (p 0.4 opposite)."""
-    from scripted_pendulum import controller_dataset
-
-    return controller_dataset("mprl/invertedpendulum/controller-mix40-v0", steps=20_000, p_bad=0.4, noise=0.3)
-
-
 def spot_config(dataset: str, root: str, **extra):
     from algorithms.spot import SPOTConfig
 
