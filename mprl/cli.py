@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_transfer(sub)
     add_lineage(sub)
     add_serve(sub)
+    from mprl.compare import add_subparser as add_compare  # `compare`: the web page's Compare view
+
+    add_compare(sub)
 
     bench = sub.add_parser("bench", help="performance benchmarks")
     bsub = bench.add_subparsers(dest="bench", required=True)

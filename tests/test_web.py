@@ -62,15 +62,15 @@ def test_page_shows_runs_curves_lineage_and_plays_a_checkpoint_video(app, browse
 
     browser.get(f"{app['url']}/#run={app['run_id']}")
     wait_for(browser, f"document.querySelector('#runs li[data-run-id=\"{app['run_id']}\"].active')", what="the run list")
-    wait_for(browser, "document.querySelectorAll('#curves svg circle.ck').length === 3", what="three checkpoints on the curves")
+    wait_for(browser, "document.querySelectorAll('#curves button.ck').length === 3", what="three checkpoints on the curves")
 
     # Phases, and one panel per paradigm axis (both phases online: environment steps) with a boundary per phase run.
     assert [td.text for td in browser.find_elements(By.CSS_SELECTOR, "#phases tbody tr td:first-child")] == ["■ pretrain", "■ finetune"]
     panels = browser.find_elements(By.CSS_SELECTOR, "#curves .panel")
     assert [p.get_attribute("data-axis") for p in panels] == ["num_env_steps"]
     assert "environment steps" in panels[0].text
-    assert len(browser.find_elements(By.CSS_SELECTOR, "#curves line.boundary")) == 2
-    assert len(browser.find_elements(By.CSS_SELECTOR, "#curves [data-trial-id]")) == 2  # one curve per trial
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#curves div.boundary")) == 2
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#curves [data-series]")) == 2  # one curve per trial
 
     # Lineage graph: two phase runs, three checkpoints, the finetune phase seeded from pretrain's last checkpoint.
     assert len(browser.find_elements(By.CSS_SELECTOR, "#lineage g.gnode.phase")) == 2
@@ -87,7 +87,7 @@ def test_page_shows_runs_curves_lineage_and_plays_a_checkpoint_video(app, browse
         }).observe(document.querySelector('#video-section'), {attributes: true, childList: true, subtree: true, characterData: true});
     """)
     target = app["checkpoints"][2]
-    browser.find_element(By.CSS_SELECTOR, f"#curves circle.ck[data-checkpoint-id='{target}']").click()
+    browser.find_element(By.CSS_SELECTOR, f"#curves button.ck[data-checkpoint-id='{target}']").click()
     wait_for(browser, "window.__sawProgress", timeout=60, what="the recording progress bar")
     wait_for(browser, "(() => { const v = document.querySelector('#video'); return !v.hidden && !v.paused && v.readyState >= 2 && v.currentTime > 0.2; })()",
              timeout=180, what="a playing video")
@@ -95,7 +95,7 @@ def test_page_shows_runs_curves_lineage_and_plays_a_checkpoint_video(app, browse
     assert video.get_attribute("data-checkpoint-id") == target
     assert "/api/v1/videos/vid-" in video.get_attribute("src")
     assert browser.execute_script("return document.querySelector('#video').videoWidth") == 320
-    assert browser.find_elements(By.CSS_SELECTOR, f"#curves circle.ck.has-video[data-checkpoint-id='{target}']")
+    assert browser.find_elements(By.CSS_SELECTOR, f"#curves button.ck.has-video[data-checkpoint-id='{target}']")
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "page.png"

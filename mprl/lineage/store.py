@@ -67,6 +67,12 @@ CREATE TABLE IF NOT EXISTS transfers (
 CREATE TABLE IF NOT EXISTS videos (
     video_id TEXT PRIMARY KEY, checkpoint_id TEXT NOT NULL, path TEXT NOT NULL, env TEXT,
     steps INTEGER, episode_return REAL, seconds REAL, source TEXT, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS datasets (
+    dataset_id TEXT PRIMARY KEY, node_id TEXT NOT NULL, source_json TEXT NOT NULL, take TEXT,
+    transitions INTEGER, episodes INTEGER, held_out_dataset TEXT, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS selections (
+    node_id TEXT PRIMARY KEY, validation TEXT NOT NULL, scores_json TEXT NOT NULL,
+    chosen_checkpoint_id TEXT, env_steps INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS metrics_node ON metrics(node_id);
 CREATE INDEX IF NOT EXISTS checkpoints_node ON checkpoints(node_id);
 """
@@ -231,7 +237,10 @@ class LineageStore:
         now = time.time()
         with self.transaction() as db:
             db.execute(
-                "INSERT OR IGNORE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?)",
+                # A resumed run keeps its row; a run continued with an added phase (the web workbench)
+                # records its extended spec, so that a later `mprl resume` runs that phase too.
+                "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT(run_id) DO UPDATE SET spec_json=excluded.spec_json, spec_hash=excluded.spec_hash",
                 (run_id, name, "created", None, json.dumps(spec), config_hash(spec), storage_path, code_version(), now, now),
             )
 
@@ -337,7 +346,33 @@ class LineageStore:
                        (vid, checkpoint_id_, rel, env, steps, episode_return, seconds, source, time.time()))
         return vid
 
+    def record_dataset(self, dataset_id: str, node_id: str, source: dict[str, Any]) -> None:
+        """A dataset built from this run's own experience (`dataset: {from: ...}`) and its source."""
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO datasets VALUES (?,?,?,?,?,?,?,?)",
+                       (dataset_id, node_id, json.dumps(source, default=str), source.get("take"), source.get("transitions"),
+                        source.get("episodes"), source.get("held_out_dataset"), time.time()))
+
+    def record_selection(self, node_id: str, validation: str, scores: list[dict[str, Any]], chosen: str | None, env_steps: int) -> None:
+        """A validated choice of the checkpoint that starts `node_id` (`init_from: {best_of: ...}`)."""
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO selections VALUES (?,?,?,?,?,?)",
+                       (node_id, validation, json.dumps(scores, default=str), chosen, int(env_steps), time.time()))
+
     # ---- reads
+    def datasets(self) -> list[dict[str, Any]]:
+        return self._optional("SELECT * FROM datasets ORDER BY created_at")
+
+    def selections(self) -> list[dict[str, Any]]:
+        return self._optional("SELECT * FROM selections ORDER BY created_at")
+
+    def _optional(self, sql: str) -> list[dict[str, Any]]:
+        """Rows of a table that lineages written before it was added lack (read-only: no table)."""
+        try:
+            return self._all(sql)
+        except sqlite3.OperationalError:
+            return []
+
     def _all(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
         return [dict(r) for r in self.db.execute(sql, args)]
 

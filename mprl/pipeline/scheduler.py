@@ -286,13 +286,17 @@ class Scheduler:
     def _run_phases(self) -> None:
         nodes_of: dict[str, list[str]] = {}
         for ordinal, phase in enumerate(self.spec.phases):
+            if phase.dataset_from:  # an earlier phase's experience, built once (mprl.datasets.from_phase)
+                self._phase_dataset(phase, nodes_of)
             parents: list[dict[str, Any] | None]
             if phase.init_from_phase and search.searches_handover(phase):  # each trial starts at its sampled point
                 parents = [self._handover_parent(n) for n in nodes_of[phase.init_from_phase]]
+            elif phase.chooses:  # a validated choice: offline RL's candidates or the paused policy (mprl.pipeline.choose)
+                parents = [self._chosen_parent(phase, nodes_of)]
             elif phase.init_from_phase:
                 parents = [c for n in nodes_of[phase.init_from_phase] for c in self.store.checkpoints(n, selected_only=True)]
             elif phase.init_checkpoint_path:
-                parents = [{"checkpoint_id": None, "path": phase.init_checkpoint_path, "selection": "given", "node_id": None}]
+                parents = [self._given_parent(phase.init_checkpoint_path)]
             else:
                 parents = [None]
             nodes_of[phase.name] = []
@@ -313,6 +317,16 @@ class Scheduler:
                 write_branch_report(self.store, phase, nodes_of[phase.name], self.run_dir / phase.name, self.write)
                 self._upload(phase.name)
 
+    def _given_parent(self, path: str) -> dict[str, Any]:
+        """A checkpoint named by path: this run's own lineage record when it is one of this run's
+        checkpoints (a phase added by the web workbench), so that the lineage links the new node
+        to it; else a checkpoint from elsewhere."""
+        rel = self.store.rel(path)
+        for c in self.store.checkpoints():
+            if c["path"] == rel:
+                return {"checkpoint_id": c["checkpoint_id"], "path": c["path"], "selection": "given", "node_id": c["node_id"]}
+        return {"checkpoint_id": None, "path": path, "selection": "given", "node_id": None}
+
     def _run_node(self, phase: Any, ordinal: int, node_id: str, parent: dict[str, Any] | None, resume: bool, branched: bool) -> None:
         entry = get_algorithm(phase.algorithm)
         budget_key = BUDGET_KEYS[phase.budget_unit]
@@ -324,15 +338,24 @@ class Scheduler:
         if parent is not None:
             init_path = str(self.store.abs(parent["path"])) if parent.get("checkpoint_id") else parent["path"]
         cfg = phase_config(phase, init_path, refs)
+        budget_value = phase.budget_value
+        charged = int(parent.get("charge_env_steps") or 0) if parent else 0
+        if charged and phase.budget_unit == "env_steps":  # the validation's env steps count against this phase
+            budget_value = phase.budget_value - charged
+            if budget_value <= 0:
+                raise MprlError(f"Phase '{phase.name}': its validation spent {charged:,} env steps, all of its budget of {phase.budget_value:,}; "
+                                "raise the budget, lower init_from.episodes, or write init_from.charge: false")
+            cfg.budget_env_steps = budget_value
+            self.write(f"[{node_id}] budget {phase.budget_value:,} − {charged:,} validation env steps = {budget_value:,} env steps")
         param_space = cfg.to_dict()
         branch = None
-        if branched and parent is not None and parent.get("node_id"):
-            branch = f"{parent['node_id']} {parent['selection']}"
+        if parent is not None and parent.get("node_id") and (branched or parent["selection"] == "given"):
+            branch = f"{parent['node_id']} {parent['selection'] if branched else parent['checkpoint_id']}"
         node = {
             "node_id": node_id, "run_id": self.run_id, "phase": phase.name, "ordinal": ordinal, "branch": branch,
             "parent_checkpoint_id": parent.get("checkpoint_id") if parent else None, "algorithm": phase.algorithm,
             "paradigm": phase.resolved_paradigm, "env": phase.env, "dataset": phase.dataset_id, "budget_unit": phase.budget_unit,
-            "budget_value": phase.budget_value, "axis": AXES[phase.budget_unit],
+            "budget_value": budget_value, "axis": AXES[phase.budget_unit],
             "config_hash": config_hash({**param_space, "sweep": phase.sweep, "seeds": phase.tune.seeds}),
             "experiment_path": node_id, "status": "running", "started_at": None if resume else time.time(),
         }
@@ -355,6 +378,61 @@ class Scheduler:
                 self.write(f"[{node_id}] reports uploaded to {storage.join(self.location, node_id)}/")
         self.store.set_node_status(node_id, "succeeded", result=result)
         self._sync_lineage()
+
+    # ---- offline RL as an online subroutine: datasets from phases, validated choices
+    def _phase_dataset(self, phase: Any, nodes_of: dict[str, list[str]]) -> None:
+        """`dataset: {from: ...}`: a Minari dataset of what the source phases collected (the replay in
+        each source node's selected checkpoint), built once, recorded in the lineage with its source."""
+        from mprl.datasets.from_phase import build_from_phases, take_label
+
+        ref = phase.dataset
+        sources = []
+        for name in ref.from_phases:
+            for node_id in nodes_of[name]:
+                selected = self.store.checkpoints(node_id, selected_only=True)
+                if not selected:
+                    raise MprlError(f"Phase '{phase.name}': dataset from '{name}': node {node_id} has no selected checkpoint")
+                sources.append((node_id, str(self.store.abs(selected[0]["path"]))))
+        tag = "+".join(ref.from_phases)
+        held = f"-h{round(ref.held_out * 100)}s{ref.seed}" if ref.held_out else ""
+        namespace = f"mprl-runs/{self.run_id}"
+        dataset_id = f"{namespace}/{tag}-{take_label(ref.take)}{held}-v0"
+        held_out_id = f"{namespace}/{tag}-heldout{held[2:]}-v0" if ref.held_out else None
+        meta = build_from_phases(dataset_id, sources, phase.env, ref.take, ref.held_out, ref.seed, self.run_id,
+                                 held_out_id=held_out_id, write=lambda line: self.write(f"[{phase.name}] {line}"))
+        ref.id = dataset_id
+        self.store.record_dataset(dataset_id, phase.name, {**meta, "held_out_dataset": meta.get("held_out_dataset")})
+        self._sync_lineage()
+
+    def _chosen_parent(self, phase: Any, nodes_of: dict[str, list[str]]) -> dict[str, Any]:
+        """`init_from: {best_of: [...], keep: PAUSED, validation}`: score the candidates, record the
+        scores and the choice, and start from the winner (a resumed run reuses its recorded choice)."""
+        from mprl.pipeline import choose
+
+        init = phase.init_from
+        recorded = next((s for s in self.store.selections() if s["node_id"] == phase.name), None)
+        if recorded is not None and recorded["chosen_checkpoint_id"]:
+            c = self.store.checkpoint(recorded["chosen_checkpoint_id"])
+            self.write(f"[{phase.name}] validated choice recorded in an earlier attempt: {c['checkpoint_id']}")
+            return {"checkpoint_id": c["checkpoint_id"], "path": c["path"], "node_id": c["node_id"],
+                    "selection": f"chosen ({recorded['validation']})", "charge_env_steps": recorded["env_steps"] if init.charge else 0}
+        candidates = choose.candidate_checkpoints(self.store, init, nodes_of)
+        resolve = lambda p: str(self.store.abs(p))  # noqa: E731
+        self.write(f"[{phase.name}] choosing the start among {len(candidates)} checkpoint(s), validation: {init.validation}")
+        steps = 0
+        if init.validation == "online":
+            steps = choose.online_scores(candidates, resolve, phase.env, init.episodes, init.seed, self.write)
+        elif init.validation == "offline":
+            held_out = next(self.spec.phase(n).dataset for n in init.best_of)
+            dataset_id = next(d["held_out_dataset"] for d in self.store.datasets() if d["dataset_id"] == held_out.id)
+            choose.offline_scores(candidates, resolve, dataset_id, init.fqe_updates, init.seed, self.write)
+        best = choose.choose(candidates)
+        self.store.record_selection(phase.name, init.validation, candidates, best["checkpoint_id"], steps)
+        self._sync_lineage()
+        why = f"score {best['score']:.2f}" if best.get("score") is not None else "unvalidated"
+        self.write(f"[{phase.name}] chosen: {best['checkpoint_id']} {best['label']} ({why}; {steps:,} validation env steps)")
+        return {"checkpoint_id": best["checkpoint_id"], "path": best["path"], "node_id": best["node_id"],
+                "selection": f"chosen ({init.validation})", "charge_env_steps": steps if init.charge else 0}
 
     def _preflight(self, node: dict[str, Any], init_path: str, cfg: Any, algorithm: str, parent: dict[str, Any]) -> None:
         from mprl.transfer import one_line, preflight

@@ -51,7 +51,9 @@ logger = logging.getLogger("mprl.serve")
 
 API = "/api/v1"
 STATIC = Path(__file__).parent / "static"
-STATIC_FILES = {"app.js": "text/javascript", "style.css": "text/css", "index.html": "text/html"}
+STATIC_FILES = {"app.js": "text/javascript", "style.css": "text/css", "index.html": "text/html",
+                "uPlot.iife.min.js": "text/javascript", "uPlot.min.css": "text/css", "uPlot.LICENSE.txt": "text/plain"}
+UPLOT_VERSION = "1.6.32"  # vendored charting library (static/VENDORED.md)
 MAX_BODY_BYTES = 8 * 1024 * 1024
 LOG_CONFIG = {"enable_access_log": False, "log_level": "WARNING"}
 ON_DEMAND_SOURCES = ("serve", "rollouts")  # videos the server made (training and `mprl video` ones are not capped)
@@ -76,6 +78,7 @@ class ServeSettings:
     token: str | None = None  # required on every request when set (always set off loopback: see `resolve_token`)
     batch_wait_s: float = 0.0  # `serve.batch` takes what is queued: no added latency for a lone client
     proxy_port: int | None = None  # Serve's proxy, with direct ingress (default port + 1)
+    control_token: str | None = None  # required (in a header, never a cookie) by requests that change state: launch, stop, resume, build
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -317,7 +320,9 @@ class MprlApp(FastAPI):
         query = _query_token(scope)
         if scope["path"] == "/" and query is not None and hmac.compare_digest(query.encode(), token.encode()):
             cookie = f"{TOKEN_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/".encode()
-            await send({"type": "http.response.start", "status": 303, "headers": [(b"location", b"/"), (b"set-cookie", cookie), (b"content-length", b"0")]})
+            # The page keeps the token from the fragment for its state-changing requests (a header).
+            location = b"/#token=" + token.encode()
+            await send({"type": "http.response.start", "status": 303, "headers": [(b"location", location), (b"set-cookie", cookie), (b"content-length", b"0")]})
             await send({"type": "http.response.body", "body": b""})
             return False
         e = ApiError(401, "token_required", "This server needs its access token on every request: send `Authorization: Bearer TOKEN` "
@@ -328,6 +333,12 @@ class MprlApp(FastAPI):
 
 app = MprlApp(title="mprl", version=__version__, docs_url=f"{API}/docs", openapi_url=f"{API}/openapi.json", redoc_url=None)
 install_handlers(app)
+
+
+class _FormRefused(Exception):
+    def __init__(self, fields: dict[str, str]) -> None:
+        super().__init__(fields)
+        self.fields = fields
 
 
 def cached_signature(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -485,6 +496,10 @@ class PolicyService:
         self._act_batch.set_batch_wait_timeout_s(self.settings.batch_wait_s)
         self.stats = {"act_requests": 0, "act_observations": 0, "act_batches": 0, "act_largest_batch": 0}
         self.rescanned_jobs: set[str] = set()
+        self.launched: dict[str, dict[str, Any]] = {}  # run id → the scheduler this server started and follows
+        from mprl.workbench import DatasetJobs
+
+        self.dataset_jobs = DatasetJobs()
 
     # ---- helpers
     async def _find(self, kind: str, key: str) -> Any:
@@ -638,12 +653,16 @@ class PolicyService:
     async def curves(self, run_id: str) -> Response:
         from mprl.lineage import LineageStore
         from mprl.lineage.curves import curve_data
+        from mprl.lineage.plots import panel_metric
 
         run_dir = await self._run_dir(run_id)
 
         def read() -> dict[str, Any]:
             with LineageStore(run_dir, readonly=True) as store:
-                return curve_data(store)
+                data = curve_data(store)
+            for panel in data["panels"]:  # the quantity `mprl curves` plots: normalised score where every point has one
+                panel["metric"] = panel_metric(panel)
+            return data
 
         return json_response(await asyncio.to_thread(read))
 
@@ -801,6 +820,259 @@ class PolicyService:
         path, _ = await self._video(video_id)
         return FileResponse(path, media_type="video/mp4", headers={"Cache-Control": "no-cache"})
 
+    # ---- the workbench: assets, launch, stop/resume, dataset builds, compare (mprl.workbench, mprl.compare)
+    def _require_control(self, request: Request) -> None:
+        """State-changing requests carry the server's control token in a header (never a cookie:
+        a page on another site could make the browser send a cookie, but not this header)."""
+        expected = self.settings.control_token
+        if not expected:
+            raise ApiError(403, "control_disabled", "This server was started without a control token, so it launches, stops and builds nothing. Start it with `mprl serve`, which prints one.")
+        given = request.headers.get("x-mprl-token")
+        auth = request.headers.get("authorization", "")
+        if given is None and auth[:7].lower() == "bearer ":
+            given = auth[7:].strip()
+        if not given or not hmac.compare_digest(given.encode(), expected.encode()):
+            raise ApiError(401, "control_token_required", "Launching, stopping, resuming and building change state: send the token `mprl serve` printed "
+                           "(stored in ~/.mprl/serve-token or its --token-file) in the header `X-Mprl-Token: TOKEN`. Cookies are not accepted for this.")
+
+    @app.get(f"{API}/assets/algorithms")
+    async def asset_algorithms(self) -> Response:
+        from mprl import workbench
+
+        return json_response({"algorithms": await asyncio.to_thread(workbench.algorithms)})
+
+    @app.get(f"{API}/assets/environments")
+    async def asset_environments(self) -> Response:
+        from mprl import workbench
+
+        return json_response(await asyncio.to_thread(workbench.environments))
+
+    @app.get(f"{API}/assets/datasets")
+    async def asset_datasets(self, id: str | None = None) -> Response:
+        from mprl import workbench
+
+        if id is None:
+            return json_response({"datasets": await asyncio.to_thread(workbench.datasets)})
+        try:
+            return json_response(await asyncio.to_thread(workbench.dataset_details, id))
+        except MprlError as e:
+            raise ApiError(404, "unknown_dataset", str(e)) from None
+
+    @app.get(f"{API}/assets/checkpoints")
+    async def asset_checkpoints(self) -> Response:
+        from mprl import workbench
+
+        runs = {r["run_id"]: r["name"] for r in await asyncio.to_thread(self.catalog.runs)}
+        cks = [{**p, "run_name": runs.get(p["run_id"])} for p in await asyncio.to_thread(self.catalog.policies)]
+        imported, available = await asyncio.to_thread(workbench.imported_checkpoints, self.settings.storage_path)
+        return json_response({"checkpoints": cks, "imported": imported, "imported_available": available})
+
+    @app.post(f"{API}/datasets/build")
+    async def build_dataset(self, request: Request) -> Response:
+        self._require_control(request)
+        data = _object(parse_json(await request.body()), {"env", "quality", "size", "id", "seed", "budget"})
+        env = _env_arg(data)
+        if env is None:
+            raise ApiError(422, "invalid_request", "'env' is required: the environment whose dataset to build, e.g. 'InvertedPendulum-v5'.")
+        quality = data.get("quality", "random")
+        size = _int(data, "size", 10_000, 1, 2_000_000)
+        seed = _int(data, "seed", 0, 0, 2**32 - 1)
+        budget = _int(data, "budget", None, 1, 10_000_000)
+        did = data.get("id")
+        if did is not None and (not isinstance(did, str) or not did):
+            raise ApiError(422, "invalid_request", "'id' must be a Minari dataset id such as 'mprl/invertedpendulum/random-v0'.")
+        try:
+            from mprl.spec.values import _dataset_id
+
+            if did is not None:
+                _dataset_id(did)
+            job = self.dataset_jobs.start(env, quality, size, did, seed=seed, budget=budget)
+        except MprlError as e:
+            raise ApiError(409, "dataset_refused", str(e)) from None
+        except ValueError as e:
+            raise ApiError(422, "invalid_request", f"'id': {e}") from None
+        return json_response({**job, "status_url": f"{API}/datasets/jobs/{job['job_id']}"}, status=202)
+
+    @app.get(f"{API}/datasets/jobs/{{job_id}}")
+    async def dataset_job(self, job_id: str) -> Response:
+        job = self.dataset_jobs.get(job_id)
+        if job is None:
+            raise ApiError(404, "unknown_job", f"No dataset build {job_id!r} (builds are kept until the server restarts).")
+        return json_response(job)
+
+    async def _plan(self, request: Request) -> Any:
+        from mprl import workbench
+
+        form = parse_json(await request.body())
+        try:
+            return await asyncio.to_thread(workbench.plan_launch, form, self.catalog, self.settings.storage_path)
+        except workbench.FormError as e:
+            raise _FormRefused(e.fields) from None
+        except MprlError as e:
+            raise ApiError(422, "invalid_launch", str(e)) from None
+
+    @app.post(f"{API}/launch/check")
+    async def launch_check(self, request: Request) -> Response:
+        """Validate a launch form as `mprl run` validates YAML, and check the transfer; starts nothing."""
+        from mprl import workbench
+
+        try:
+            launch = await self._plan(request)
+        except _FormRefused as e:
+            return json_response({"valid": False, "errors": e.fields})
+        transfer = await asyncio.to_thread(workbench.transfer_check, launch)
+        return json_response({"valid": True, "errors": {}, "transfer": transfer, "mode": launch.mode, "run_id": launch.run_id,
+                              "phase": launch.phase, "yaml": launch.yaml()})
+
+    @app.post(f"{API}/launch/yaml")
+    async def launch_yaml(self, request: Request) -> Response:
+        try:
+            launch = await self._plan(request)
+        except _FormRefused as e:
+            return json_response({"valid": False, "errors": e.fields}, status=422)
+        name = f"{launch.run_id or launch.spec.name}-{launch.phase}.yaml"
+        return Response(launch.yaml(), media_type="application/x-yaml", headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+    @app.post(f"{API}/launch")
+    async def launch(self, request: Request) -> Response:
+        """Start a phase from a checkpoint: a branch of its run, or a new run (202; follow it with .../progress)."""
+        from mprl import workbench
+
+        self._require_control(request)
+        try:
+            launch = await self._plan(request)
+        except _FormRefused as e:
+            return json_response({"error": {"status": 422, "code": "invalid_form", "message": "The launch form has errors: " + "; ".join(f"{k}: {v}" for k, v in e.fields.items())},
+                                  "errors": e.fields}, status=422)
+        transfer = await asyncio.to_thread(workbench.transfer_check, launch)
+        if not transfer["possible"]:
+            raise ApiError(422, "transfer_impossible", f"Checkpoint {launch.checkpoint_id} cannot initialise this phase: {transfer['summary']}")
+        try:
+            run_id, _, actor = await asyncio.to_thread(workbench.start_launch, launch)
+        except MprlError as e:
+            raise ApiError(409, "launch_refused", str(e)) from None
+        self._watch(run_id, actor)
+        await asyncio.to_thread(self.catalog.rescan, True)
+        return json_response({"run_id": run_id, "mode": launch.mode, "phase": launch.phase, "node_id": launch.phase, "transfer": transfer,
+                              "progress_url": f"{API}/runs/{run_id}/progress", "yaml": launch.yaml()}, status=202)
+
+    def _watch(self, run_id: str, actor: Any) -> None:
+        """Run the scheduler and follow it: its progress lines kept for the page; at the end, its
+        videos finished (it then exits) or the actor released."""
+        entry = {"actor": actor, "lines": [], "done": False, "summary": None}
+        self.launched[run_id] = entry
+        ref = actor.run.remote()
+
+        async def follow() -> None:
+            import ray
+
+            offset = 0
+            while True:
+                done, _ = await asyncio.to_thread(ray.wait, [ref], timeout=1.0)
+                try:
+                    lines, offset = await actor.poll.remote(offset)
+                    entry["lines"].extend(lines)
+                except Exception as e:  # noqa: BLE001 - the actor was stopped or died: the lineage says which
+                    logger.debug("poll of %s: %s", run_id, e)
+                if done:
+                    break
+            try:
+                summary = await ref
+                entry["summary"] = {k: v for k, v in summary.items() if k in ("status", "error")}
+                if summary.get("videos_pending"):
+                    actor.finish_videos.remote()  # records them in the lineage, then exits
+                else:
+                    ray.kill(actor)
+            except Exception as e:  # noqa: BLE001 - stopped (killed) or crashed
+                entry["summary"] = {"status": "ended", "error": f"{type(e).__name__}"}
+            entry["done"] = True
+            await asyncio.to_thread(self.catalog.rescan, True)
+
+        entry["task"] = asyncio.get_running_loop().create_task(follow())
+
+    @app.get(f"{API}/runs/{{run_id}}/progress")
+    async def run_progress(self, run_id: str, offset: int = 0) -> Response:
+        """The run's status and phase statuses from its lineage, and its scheduler's progress
+        lines from `offset` on (live while it runs)."""
+        from mprl.lineage import LineageStore
+        from mprl.workbench import run_is_active
+
+        run_dir = await self._run_dir(run_id)
+
+        def read() -> dict[str, Any]:
+            with LineageStore(run_dir, readonly=True) as store:
+                run = store.run()
+                return {"status": run["status"], "error": run["error"], "updated_at": run["updated_at"],
+                        "phases": [{k: n[k] for k in ("node_id", "phase", "status", "branch", "parent_checkpoint_id")} for n in store.nodes()],
+                        "checkpoints": len(store.checkpoints()), "videos": len(store.videos())}
+
+        out = await asyncio.to_thread(read)
+        entry = self.launched.get(run_id)
+        if entry is not None:
+            lines = entry["lines"]
+            active = not entry["done"]
+        else:
+            lines = []
+            active = await asyncio.to_thread(run_is_active, run_id)
+        offset = max(0, min(offset, len(lines)))
+        return json_response({**out, "run_id": run_id, "active": active, "lines": lines[offset:], "offset": len(lines)})
+
+    @app.post(f"{API}/runs/{{run_id}}/stop")
+    async def stop_run(self, run_id: str, request: Request) -> Response:
+        """Stop a run as Ctrl-C on `mprl run` does: phases marked stopped, Tune's state kept for a resume."""
+        import ray
+
+        from mprl.pipeline.driver import find_scheduler
+
+        self._require_control(request)
+        await self._run_dir(run_id)
+        actor = await asyncio.to_thread(find_scheduler, run_id)
+        if actor is None:
+            raise ApiError(409, "not_running", f"Run {run_id} has no live scheduler: nothing to stop.")
+        try:
+            await asyncio.wait_for(actor.stop.remote(), timeout=30)
+        except Exception as e:  # noqa: BLE001 - killed below either way
+            logger.warning("stop of %s: %s", run_id, e)
+        ray.kill(actor)
+        return json_response({"run_id": run_id, "status": "stopped", "resume_url": f"{API}/runs/{run_id}/resume"})
+
+    @app.post(f"{API}/runs/{{run_id}}/resume")
+    async def resume_run(self, run_id: str, request: Request) -> Response:
+        """Continue a stopped or failed run, as `mprl resume` does (its finished phases are kept)."""
+        from mprl import workbench
+        from mprl.pipeline.driver import start_scheduler, validate_inputs
+
+        self._require_control(request)
+        run_dir = await self._run_dir(run_id)
+        if await asyncio.to_thread(workbench.run_is_active, run_id):
+            raise ApiError(409, "already_running", f"Run {run_id} is running already.")
+        rid, spec, status = await asyncio.to_thread(workbench.resume_spec, run_dir)
+        if status == "succeeded":
+            raise ApiError(409, "nothing_to_resume", f"Run {run_id} succeeded: nothing to resume. Add a phase with 'continue with…' on a checkpoint.")
+        try:
+            await asyncio.to_thread(validate_inputs, spec, lambda _line: None)
+            actor = await asyncio.to_thread(start_scheduler, spec, rid, str(run_dir))
+        except MprlError as e:
+            raise ApiError(409, "resume_refused", str(e)) from None
+        self._watch(rid, actor)
+        return json_response({"run_id": rid, "status": "running", "progress_url": f"{API}/runs/{rid}/progress"}, status=202)
+
+    @app.get(f"{API}/compare")
+    async def compare_runs(self, phase_runs: str) -> Response:
+        """`?phase_runs=RUN/NODE,RUN/NODE`: curves per paradigm axis, final scores (mean, 95% CI, IQM), videos."""
+        from mprl.compare import compare, parse_refs
+
+        items = [p for p in phase_runs.split(",") if p]
+        if not items or len(items) > 32:
+            raise ApiError(422, "invalid_request", "'phase_runs' must list 1 to 32 phase runs as RUN_ID/NODE_ID, comma-separated.")
+        for item in items:
+            await self._run_dir(item.split("/", 1)[0])  # only runs this server serves (ids, never paths)
+        try:
+            out = await asyncio.to_thread(compare, self.settings.storage_path, parse_refs(items))
+        except MprlError as e:
+            raise ApiError(404, "unknown_phase_run", str(e)) from None
+        return json_response(out)
+
     # ---- the page
     @app.get("/")
     async def page(self) -> Response:
@@ -842,15 +1114,35 @@ def resolve_token(host: str, token: str | None, token_file: str | Path | None = 
     if is_loopback(host):
         return None, None
     path = Path(token_file or DEFAULT_TOKEN_FILE).expanduser()
+    return _store_new_token(path, secrets.token_urlsafe(32)), path
+
+
+def _store_new_token(path: Path, token: str) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_urlsafe(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         os.fchmod(fd, 0o600)  # an existing file keeps its mode on O_CREAT: set it
         os.write(fd, token.encode())
     finally:
         os.close(fd)
-    return token, path
+    return token
+
+
+def resolve_control_token(access_token: str | None, token_file: str | Path | None = None) -> tuple[str, Path | None]:
+    """The token that requests changing state (launch, stop, resume, dataset builds) must send
+    in a header → (token, the file it was stored in, if generated).
+
+    Always set, on loopback too: another process of this machine, or a page on another site
+    the user's browser opens, can reach 127.0.0.1, but cannot read a file of mode 600 nor set
+    a custom header on a cross-site request without a CORS grant this server never gives. A
+    server with an access token uses it for both; otherwise one is generated at every start.
+    """
+    import secrets
+
+    if access_token:
+        return access_token, None
+    path = Path(token_file or DEFAULT_TOKEN_FILE).expanduser()
+    return _store_new_token(path, secrets.token_urlsafe(32)), path
 
 
 def build_app(settings: ServeSettings) -> Any:

@@ -15,16 +15,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import ray
     from ray import serve
 
-    from mprl.serve.app import ServeSettings, check_ports, enable_direct_ingress, resolve_token, start
+    from mprl.serve.app import (
+        ServeSettings,
+        check_ports,
+        enable_direct_ingress,
+        resolve_control_token,
+        resolve_token,
+        start,
+    )
 
     _local_storage(args.storage_path)
     storage = Path(args.storage_path)
     if not storage.is_dir():
         print(f"mprl serve: note: {storage} does not exist yet; runs will appear when `mprl run` writes there.")
     token, token_file = resolve_token(args.host, args.token or os.environ.get("MPRL_SERVE_TOKEN"), args.token_file)
+    control_token, control_file = resolve_control_token(token, args.token_file)
     settings = ServeSettings(storage_path=str(storage.resolve()), host=args.host, port=args.port, video_steps=args.video_steps,
                              max_batch=args.max_batch, max_episodes=args.max_episodes, proxy_port=args.proxy_port,
-                             max_videos_per_policy=args.max_videos_per_policy, max_render_jobs=args.max_render_jobs, token=token)
+                             max_videos_per_policy=args.max_videos_per_policy, max_render_jobs=args.max_render_jobs, token=token,
+                             control_token=control_token)
     address = args.address or os.environ.get("RAY_ADDRESS")
     if address:  # a cluster started elsewhere: its Serve settings are its own (proxy on --port)
         ray.init(address=address, log_to_driver=False)
@@ -43,6 +52,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
                   f"  {token}\n  send `Authorization: Bearer TOKEN`; open the page once as {url}/?token=TOKEN", flush=True)
         elif token:
             print(f"mprl serve: every request needs the token given (`Authorization: Bearer TOKEN`; the page: {url}/?token=TOKEN)", flush=True)
+        else:
+            print(f"mprl serve: launching, stopping, resuming and building need this token (stored in {control_file}, mode 600), "
+                  f"sent as the header `X-Mprl-Token: TOKEN`:\n  {control_token}\n  the workbench page: open {url}/#token=TOKEN once "
+                  f"(or paste it on the page)", flush=True)
         stop.wait()
     finally:
         print("mprl serve: shutting down", flush=True)
