@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     from mprl.compare import add_subparser as add_compare  # `compare`: the web page's Compare view
 
     add_compare(sub)
+    from mprl.regime import add_subparser as add_regime  # `regime`: π0 against D (Li, Ni, Sun, Bacon)
+
+    add_regime(sub)
 
     bench = sub.add_parser("bench", help="performance benchmarks")
     bsub = bench.add_subparsers(dest="bench", required=True)

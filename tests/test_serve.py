@@ -50,10 +50,11 @@ def _free_port_pair() -> int:
     raise RuntimeError("no free port pair")
 
 
-def http(method: str, url: str, body: Any = None, raw: bytes | None = None, timeout: float = 120) -> tuple[int, Any, dict[str, str]]:
+def http(method: str, url: str, body: Any = None, raw: bytes | None = None, timeout: float = 120,
+         headers: dict[str, str] | None = None) -> tuple[int, Any, dict[str, str]]:
     """(status, JSON or bytes, headers) for one real HTTP request; 4xx/5xx are returned, not raised."""
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
             status, payload, headers = r.status, r.read(), dict(r.headers)
@@ -71,7 +72,8 @@ def _start(storage: Path, log: Path) -> tuple[subprocess.Popen, str]:
     env.pop("RAY_ADDRESS", None)
     cmd = [sys.executable, "-m", "mprl.cli", "serve", "--storage-path", str(storage), "--port", str(port),
            "--max-batch", str(MAX_BATCH), "--video-steps", str(PAGE_VIDEO_STEPS), "--num-cpus", "2",
-           "--max-videos-per-policy", str(MAX_VIDEOS), "--max-render-jobs", str(MAX_RENDERS)]
+           "--max-videos-per-policy", str(MAX_VIDEOS), "--max-render-jobs", str(MAX_RENDERS),
+           "--token-file", str(storage / "control-token")]  # the workbench's control token (tests/test_workbench.py)
     with open(log, "wb") as out:  # the child keeps its own copy of the descriptor
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
@@ -100,7 +102,7 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.wait(timeout=10)
 
 
-SHARED_FIXTURES = {"app", "demo"}  # the module fixtures (here, test_video.py, test_web.py) that use the server
+SHARED_FIXTURES = {"app", "demo"}  # the module fixtures (here, test_video.py, test_web.py, test_workbench.py) that use the server
 
 
 def served_app(ray_local: Any, tmp_path_factory: pytest.TempPathFactory, server: bool = True) -> dict[str, Any]:

@@ -372,11 +372,11 @@ ERROR_CASES = {
     ),
     "init_from with neither form": (
         spec_with(**{"phases.1.init_from": {}}),
-        ["phases[1].init_from: give an earlier phase's name or {checkpoint: PATH}"],
+        ["phases[1].init_from: give an earlier phase's name, {checkpoint: PATH} or {best_of: [PHASE, ...]}"],
     ),
     "init_from with both forms": (
         spec_with(**{"phases.1.init_from": {"phase": "pretrain", "checkpoint": "/ck"}}),
-        ["phases[1].init_from: give an earlier phase's name or a checkpoint, not both"],
+        ["phases[1].init_from: give one of an earlier phase's name, a checkpoint or best_of, not phase and checkpoint"],
     ),
     "non-string keys": (
         {**spec_with(**{"phases.1.config": {1: 2}}), 7: "x"},

@@ -100,7 +100,7 @@ def _cmd_list(args) -> int:
         print(f"No datasets in {datasets_root()}. Build one with: "
               "mprl datasets build Hopper-v5 --quality random --size 100000")
         return 0
-    table = [[r["id"], r["env_id"] or "-", r["quality"] or "-", _num(r["steps"]), _num(r["episodes"]),
+    table = [[r["id"], r["env_id"] or "-", (f"from {r['source']}" if r.get("source") else r["quality"]) or "-", _num(r["steps"]), _num(r["episodes"]),
               _num(r["ref_min_score"]), _num(r["ref_max_score"]), _num(r["size_mb"])] for r in rows]
     print(format_table(table, ["ID", "ENV", "QUALITY", "STEPS", "EPISODES", "REF MIN", "REF MAX", "MB"],
                        right={3, 4, 5, 6, 7}))

@@ -355,5 +355,7 @@ def list_datasets() -> list[dict]:
             "ref_max_score": meta.get("ref_max_score"),
             "size_mb": meta.get("dataset_size"),
             "built_by_mprl": bool(mp),
+            # a run's own experience (`dataset: {from: PHASE}`): which run, phase(s) and selection
+            "source": f"{mp.get('run_id')}: {mp.get('from')} ({mp.get('take')})" if mp.get("quality") == "from-phase" else None,
         })
     return rows

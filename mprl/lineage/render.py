@@ -31,6 +31,8 @@ class Lineage:
     transfers: dict[str, dict[str, Any]] = field(default_factory=dict)  # by node
     videos: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # by checkpoint
     best: dict[str, dict[str, Any]] = field(default_factory=dict)  # node -> its best row (metrics or checkpoint)
+    datasets: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # by phase: built from earlier phases' experience
+    selections: dict[str, dict[str, Any]] = field(default_factory=dict)  # by phase: the validated choice of its start
 
     @property
     def spec(self) -> dict[str, Any]:
@@ -69,6 +71,9 @@ def load(store: LineageStore) -> Lineage:
     lin.transfers = {t["node_id"]: t for t in store.transfers()}
     for v in store.videos():
         lin.videos.setdefault(v["checkpoint_id"], []).append(v)
+    for d in store.datasets():  # recorded under the phase's name (built once, before its trials)
+        lin.datasets.setdefault(d["node_id"], []).append(d)
+    lin.selections = {s["node_id"]: s for s in store.selections()}
     modes = {p.get("name"): (p.get("tune") or {}).get("mode", "max") for p in lin.spec.get("phases", []) if isinstance(p, dict)}
     for n in nodes:
         # checkpoints first: on a tie (a checkpoint is written after every evaluation) the best names a checkpoint
@@ -164,8 +169,25 @@ def node_details(lin: Lineage, n: dict[str, Any]) -> list[str]:
     tr = lin.transfers.get(n["node_id"])
     if tr:
         lines.append(f"transfer → {tr['target_algorithm']}: {_first_line(tr['summary'] or 'no summary')}")
+    for d in lin.datasets.get(n["phase"], []):
+        source = json.loads(d["source_json"] or "{}")
+        held = f" · held out: {d['held_out_dataset']}" if d["held_out_dataset"] else ""
+        lines.append(f"dataset {d['dataset_id']}: {d['transitions'] or 0:,} transitions, {d['episodes'] or 0} episodes "
+                     f"from the experience of {source.get('from', '?')} ({d['take']}){held}")
+    sel = lin.selections.get(n["phase"])
+    if sel:
+        lines.append(selection_line(sel))
     lines.append(context_line(lin, n))
     return lines
+
+
+def selection_line(sel: dict[str, Any]) -> str:
+    """`start chosen by online validation (…): ck-… over ck-… 12.3, ck-… 45.6`."""
+    scores = json.loads(sel["scores_json"] or "[]")
+    ranked = ", ".join(f"{c['checkpoint_id']} {c.get('kind', '')} {c['score']:.1f}" if c.get("score") is not None
+                       else f"{c['checkpoint_id']} {c.get('kind', '')} (unscored)" for c in scores)
+    spent = f", {sel['env_steps']:,} env steps" if sel["env_steps"] else ""
+    return f"start chosen by {sel['validation']} validation{spent}: {sel['chosen_checkpoint_id']} of {ranked}"
 
 
 def context_line(lin: Lineage, n: dict[str, Any]) -> str:
@@ -277,6 +299,8 @@ def export_json(store: LineageStore, metrics: bool = False) -> dict[str, Any]:
         "checkpoints": [_parsed(c) for c in lin.checkpoints.values()],
         "transfers": [_parsed(t) for t in lin.transfers.values()],
         "videos": [v for vs in lin.videos.values() for v in vs],
+        "datasets": [_parsed(d) for ds in lin.datasets.values() for d in ds],
+        "selections": [_parsed(s) for s in lin.selections.values()],
     }
     if metrics:
         out["metrics"] = [_parsed(m) for m in store.metrics()]

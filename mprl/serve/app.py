@@ -630,7 +630,18 @@ class PolicyService:
     async def run(self, run_id: str) -> Response:
         from mprl.lineage import LineageStore
 
-        run_dir = await self._run_dir(run_id)
+        entry = self.launched.get(run_id)
+        run_dir = await self._find("runs", run_id)
+        if run_dir is None and entry is not None:
+            # Launched here, its scheduler not started yet (a new Ray worker takes seconds), or it
+            # died before writing a lineage: no lineage to read, but the run is this server's.
+            failed = entry["done"]
+            error = (entry["summary"] or {}).get("error") if failed else None
+            return json_response({"run_id": run_id, "status": "failed" if failed else "starting", "error": error, "updated_at": None,
+                                  "phases": [], "checkpoints": 0, "videos": 0, "active": not failed,
+                                  "lines": entry["lines"][offset:], "offset": len(entry["lines"])})
+        if run_dir is None:
+            run_dir = await self._run_dir(run_id)  # the 404
 
         def read() -> dict[str, Any]:
             with LineageStore(run_dir, readonly=True) as store:
@@ -655,7 +666,18 @@ class PolicyService:
         from mprl.lineage.curves import curve_data
         from mprl.lineage.plots import panel_metric
 
-        run_dir = await self._run_dir(run_id)
+        entry = self.launched.get(run_id)
+        run_dir = await self._find("runs", run_id)
+        if run_dir is None and entry is not None:
+            # Launched here, its scheduler not started yet (a new Ray worker takes seconds), or it
+            # died before writing a lineage: no lineage to read, but the run is this server's.
+            failed = entry["done"]
+            error = (entry["summary"] or {}).get("error") if failed else None
+            return json_response({"run_id": run_id, "status": "failed" if failed else "starting", "error": error, "updated_at": None,
+                                  "phases": [], "checkpoints": 0, "videos": 0, "active": not failed,
+                                  "lines": entry["lines"][offset:], "offset": len(entry["lines"])})
+        if run_dir is None:
+            run_dir = await self._run_dir(run_id)  # the 404
 
         def read() -> dict[str, Any]:
             with LineageStore(run_dir, readonly=True) as store:
@@ -670,7 +692,18 @@ class PolicyService:
     async def lineage(self, run_id: str) -> Response:
         from mprl.lineage import LineageStore
 
-        run_dir = await self._run_dir(run_id)
+        entry = self.launched.get(run_id)
+        run_dir = await self._find("runs", run_id)
+        if run_dir is None and entry is not None:
+            # Launched here, its scheduler not started yet (a new Ray worker takes seconds), or it
+            # died before writing a lineage: no lineage to read, but the run is this server's.
+            failed = entry["done"]
+            error = (entry["summary"] or {}).get("error") if failed else None
+            return json_response({"run_id": run_id, "status": "failed" if failed else "starting", "error": error, "updated_at": None,
+                                  "phases": [], "checkpoints": 0, "videos": 0, "active": not failed,
+                                  "lines": entry["lines"][offset:], "offset": len(entry["lines"])})
+        if run_dir is None:
+            run_dir = await self._run_dir(run_id)  # the 404
 
         def read() -> dict[str, Any]:
             with LineageStore(run_dir, readonly=True) as store:
@@ -997,7 +1030,18 @@ class PolicyService:
         from mprl.lineage import LineageStore
         from mprl.workbench import run_is_active
 
-        run_dir = await self._run_dir(run_id)
+        entry = self.launched.get(run_id)
+        run_dir = await self._find("runs", run_id)
+        if run_dir is None and entry is not None:
+            # Launched here, its scheduler not started yet (a new Ray worker takes seconds), or it
+            # died before writing a lineage: no lineage to read, but the run is this server's.
+            failed = entry["done"]
+            error = (entry["summary"] or {}).get("error") if failed else None
+            return json_response({"run_id": run_id, "status": "failed" if failed else "starting", "error": error, "updated_at": None,
+                                  "phases": [], "checkpoints": 0, "videos": 0, "active": not failed,
+                                  "lines": entry["lines"][offset:], "offset": len(entry["lines"])})
+        if run_dir is None:
+            run_dir = await self._run_dir(run_id)  # the 404
 
         def read() -> dict[str, Any]:
             with LineageStore(run_dir, readonly=True) as store:
@@ -1007,7 +1051,6 @@ class PolicyService:
                         "checkpoints": len(store.checkpoints()), "videos": len(store.videos())}
 
         out = await asyncio.to_thread(read)
-        entry = self.launched.get(run_id)
         if entry is not None:
             lines = entry["lines"]
             active = not entry["done"]

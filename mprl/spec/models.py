@@ -134,20 +134,68 @@ class DatasetBuild(_SpecModel):
     seed: Seed = Field(0, description="seed of the behaviour agent and the recording")
 
 
+class DatasetTake(_SpecModel):
+    """Which of a phase's transitions a `dataset: {from: ...}` keeps: `all`, `{last: N}` (the N
+    newest transitions) or `{top: 0.25}` (the quarter of episodes with the highest return)."""
+
+    yaml_shape: ClassVar[str] = "all, {last: N} or {top: FRACTION}"
+
+    rule: Literal["all", "last", "top"] = Field("all", description="all, the last N transitions, or the top fraction of episodes by return")
+    n: Optional[PositiveInt] = Field(None, description="last: how many transitions (the newest)")
+    fraction: Optional[Annotated[float, Field(gt=0, le=1)]] = Field(None, description="top: the fraction of episodes kept, by return")
+
+    @classmethod
+    def _normalize(cls, data: Any) -> Any:
+        if data is None or data == "all":
+            return {"rule": "all"}
+        if isinstance(data, str):
+            raise _problem(f"{data!r} is not a selection; write all, {{last: N}} (the N newest transitions) or {{top: 0.25}} (the best quarter of episodes by return)")
+        if isinstance(data, Mapping) and "rule" not in data:
+            if "last" in data:
+                return {"rule": "last", "n": data["last"], **{k: v for k, v in data.items() if k != "last"}}
+            if "top" in data:
+                return {"rule": "top", "fraction": data["top"], **{k: v for k, v in data.items() if k != "top"}}
+        return data
+
+    @classmethod
+    def _check(cls, data: Mapping) -> list[tuple[tuple, str, Any]]:
+        rule = data.get("rule")
+        if rule == "last" and data.get("n") is None:
+            return [(("last",), "give how many transitions: {last: 5000}", None)]
+        if rule == "top" and data.get("fraction") is None:
+            return [(("top",), "give the fraction of episodes: {top: 0.25}", None)]
+        return []
+
+
 class DatasetRef(_SpecModel):
-    """A Minari dataset, by id; written in YAML as the id alone or as {id, build}."""
+    """A Minari dataset, by id; written in YAML as the id alone or as {id, build}; or an earlier
+    phase's own experience as {from: PHASE (or [PHASE, ...]), take, held_out}, built once when
+    that phase has run (mprl.datasets.from_phase)."""
 
-    yaml_shape: ClassVar[str] = "{id: mprl/hopper/medium-v0, build: {...}} (or just the id string)"
+    yaml_shape: ClassVar[str] = "{id: mprl/hopper/medium-v0, build: {...}} (or just the id string), or {from: PHASE, take: all}"
 
-    id: Annotated[str, BeforeValidator(_dataset_id)] = Field(
-        description="a Minari dataset id '(namespace/)name-vN', e.g. 'mprl/hopper/medium-v0'"
+    id: Optional[Annotated[str, BeforeValidator(_dataset_id)]] = Field(
+        None, description="a Minari dataset id '(namespace/)name-vN', e.g. 'mprl/hopper/medium-v0' (with `from:` it is assigned when built)"
     )
     build: Optional[DatasetBuild] = Field(None, description="build the dataset if it is missing (null: never build)")
+    from_phases: Optional[list[PhaseName]] = Field(
+        None, description="written `from: PHASE` or `from: [PHASE, ...]`: the transitions these earlier online/hybrid phases collected (their selected checkpoint's replay)"
+    )
+    take: DatasetTake = Field(default_factory=DatasetTake, description="with from: all, {last: N} or {top: FRACTION} of episodes by return")
+    held_out: Annotated[float, Field(ge=0, lt=1)] = Field(
+        0.0, description="with from: fraction of the episodes kept out of the dataset (a dataset of their own) for offline validation"
+    )
+    seed: Seed = Field(0, description="with from: seed of the held-out draw")
 
     @classmethod
     def _normalize(cls, data: Any) -> Any:
         if isinstance(data, str):
             return {"id": data}
+        if isinstance(data, Mapping) and "from" in data:
+            data = {("from_phases" if k == "from" else k): v for k, v in data.items()}
+            if isinstance(data["from_phases"], str):
+                data["from_phases"] = [data["from_phases"]]
+            return data
         if isinstance(data, Mapping) and isinstance(data.get("build"), bool):
             data = dict(data)
             data["build"] = {} if data["build"] else None  # `build: true` = build with defaults
@@ -162,6 +210,20 @@ class DatasetRef(_SpecModel):
     @classmethod
     def _check(cls, data: Mapping) -> list[tuple[tuple, str, Any]]:
         build, dataset_id = data.get("build"), data.get("id")
+        if data.get("from_phases") is not None:
+            if dataset_id is not None or build is not None:
+                return [((), "give a dataset id (with build) or `from: PHASE`, not both: a dataset from a phase gets its id when it is built", dict(data))]
+            if not data["from_phases"]:
+                return [(("from",), "name at least one earlier phase: from: PHASE", data["from_phases"])]
+            return []
+        if dataset_id is None:
+            return [(("id",), "required: a Minari dataset id such as 'mprl/hopper/medium-v0', or `from: PHASE` for an earlier phase's experience", None)]
+        take = data.get("take")
+        default = {"take": take in (None, "all") or (isinstance(take, Mapping) and take.get("rule", "all") == "all" and not ({"last", "top"} & set(take))),
+                   "held_out": data.get("held_out") in (None, 0), "seed": data.get("seed") in (None, 0)}
+        extra = [k for k in ("take", "held_out", "seed") if not default[k]]  # to_dict writes the defaults
+        if extra:
+            return [((extra[0],), f"`{extra[0]}` selects from a phase's experience; it needs `from: PHASE` (a dataset by id is used whole)", data[extra[0]])]
         if isinstance(build, Mapping) and build.get("quality") is None and isinstance(dataset_id, str):
             if _DATASET_ID_RE.fullmatch(dataset_id) and _quality_from_id(dataset_id) is None:
                 return [(
@@ -173,7 +235,7 @@ class DatasetRef(_SpecModel):
         return []
 
     def _complete(self) -> None:
-        if self.build is not None and self.build.quality is None:
+        if self.build is not None and self.build.quality is None and self.id is not None:
             self.build.quality = _quality_from_id(self.id)
 
 
@@ -201,15 +263,34 @@ class Budget(_SpecModel):
 
 
 class InitFrom(_SpecModel):
-    """Where a phase's networks come from: an earlier phase's selected checkpoint, or a
-    checkpoint on disk. Written as the phase name alone or as {checkpoint: PATH}."""
+    """Where a phase's networks come from: an earlier phase's selected checkpoint, a checkpoint
+    on disk, or a validated choice between phases. Written as the phase name alone, as
+    {checkpoint: PATH}, or as {best_of: [PHASE, ...], keep: PAUSED_PHASE, validation: online,
+    episodes: K}: every trial's final checkpoint of the `best_of` phases (offline RL on the paused
+    phase's data, over algorithms, dataset selections and seeds) and the `keep` phase's selected
+    checkpoint (the paused online policy) are scored and the best one starts this phase
+    (offline RL as an online subroutine, Su, Luo, Zhang 2025)."""
 
-    yaml_shape: ClassVar[str] = "{checkpoint: /path/to/checkpoint} (or an earlier phase's name)"
+    yaml_shape: ClassVar[str] = "{checkpoint: /path/to/checkpoint} (or an earlier phase's name), or {best_of: [PHASE, ...], keep: PHASE, validation: online}"
 
     phase: Optional[PhaseName] = Field(None, description="the name of an earlier phase")
     checkpoint: Optional[Annotated[str, BeforeValidator(_checkpoint_path)]] = Field(
         None, description="a checkpoint folder or URI"
     )
+    best_of: Optional[list[PhaseName]] = Field(
+        None, description="candidate phases: every trial's final checkpoint of each is a candidate"
+    )
+    keep: Optional[PhaseName] = Field(
+        None, description="best_of: the paused online phase; its selected checkpoint stays a candidate (keeping it is always an option)"
+    )
+    validation: Literal["online", "offline", "none"] = Field(
+        "online", description="best_of: online (K episodes per candidate, charged to this phase's budget), offline (fitted Q evaluation "
+        "on the held-out episodes of the candidates' dataset), or none (the first candidate phase's first trial, unvalidated)"
+    )
+    episodes: PositiveInt = Field(5, description="best_of, online validation: episodes per candidate")
+    charge: bool = Field(True, description="best_of, online validation: subtract the validation's env steps from this phase's env-step budget")
+    fqe_updates: PositiveInt = Field(2000, description="best_of, offline validation: gradient updates of each candidate's fitted Q evaluation")
+    seed: Seed = Field(20_000, description="best_of: seed of the validation episodes and of the fitted Q networks")
 
     @classmethod
     def _normalize(cls, data: Any) -> Any:
@@ -223,13 +304,27 @@ class InitFrom(_SpecModel):
 
     @classmethod
     def _check(cls, data: Mapping) -> list[tuple[tuple, str, Any]]:
-        given = [k for k in ("phase", "checkpoint") if data.get(k) is not None]
-        if len(given) != 1 and not (set(data) - {"phase", "checkpoint"}):
+        known = {"phase", "checkpoint", *cls.model_fields}
+        given = [k for k in ("phase", "checkpoint", "best_of") if data.get(k) is not None]
+        if len(given) != 1 and not (set(data) - known):
             message = (
-                "give an earlier phase's name or a checkpoint, not both" if given
-                else "give an earlier phase's name or {checkpoint: PATH} (or null to start from fresh networks)"
+                f"give one of an earlier phase's name, a checkpoint or best_of, not {' and '.join(given)}" if given
+                else "give an earlier phase's name, {checkpoint: PATH} or {best_of: [PHASE, ...]} (or null to start from fresh networks)"
             )
             return [((), message, dict(data))]
+        choice = ("keep", "validation", "episodes", "charge", "fqe_updates", "seed")
+        defaults = {"validation": "online", "episodes": 5, "charge": True, "fqe_updates": 2000, "seed": 20_000}
+        written = [k for k in choice if data.get(k) is not None and data.get(k) != defaults.get(k)]  # to_dict writes the defaults
+        if data.get("best_of") is None and written:
+            return [((written[0],), f"`{written[0]}` belongs to a validated choice: write {{best_of: [PHASE, ...], {written[0]}: ...}}", data[written[0]])]
+        if data.get("best_of") is not None:
+            best_of = data["best_of"]
+            if isinstance(best_of, list) and not best_of:
+                return [(("best_of",), "name at least one candidate phase: best_of: [iql, cql]", best_of)]
+            if isinstance(best_of, list) and data.get("keep") in best_of:
+                return [(("keep",), f"{data['keep']!r} is already in best_of; `keep` names the paused online phase, whose selected checkpoint is kept as a candidate", data["keep"])]
+            if data.get("validation") == "none" and data.get("keep") is not None:
+                return [(("keep",), "without validation nothing can prefer the paused policy: remove `keep`, or write validation: online or offline", data["keep"])]
         return []
 
 
@@ -641,6 +736,16 @@ class Phase(_SpecModel):
         return self.dataset.build if self.dataset is not None else None
 
     @property
+    def dataset_from(self) -> Optional[list[str]]:
+        """The earlier phases whose experience is this phase's dataset (`dataset: {from: ...}`)."""
+        return self.dataset.from_phases if self.dataset is not None else None
+
+    @property
+    def chooses(self) -> bool:
+        """Whether this phase starts from a validated choice (`init_from: {best_of: ...}`)."""
+        return self.init_from is not None and self.init_from.best_of is not None
+
+    @property
     def init_from_phase(self) -> Optional[str]:
         """The earlier phase whose selected checkpoint initialises this one, if any."""
         return self.init_from.phase if self.init_from is not None else None
@@ -664,6 +769,102 @@ def _selection_problems(data: Mapping) -> list[tuple[tuple, str, Any]]:
             problems.append((("select", "at", i), f"transition point {p} lies beyond the budget ({total:,}); give a fraction ≤ 1 or a count ≤ the budget", p))
     if isinstance(tune, Mapping) and tune.get("checkpoint_num_to_keep") is not None:
         problems.append((("tune", "checkpoint_num_to_keep"), "select: {at: ...} needs every checkpoint kept; remove checkpoint_num_to_keep", tune.get("checkpoint_num_to_keep")))
+    return problems
+
+
+def _phase_paradigm(phase: Any) -> Optional[str]:
+    """A raw phase's paradigm: written, else its algorithm's default (None if unknown)."""
+    paradigm = _get(phase, "paradigm")
+    if isinstance(paradigm, str):
+        return paradigm
+    entry = catalogue.CATALOGUE.get(_get(phase, "algorithm")) if isinstance(_get(phase, "algorithm"), str) else None
+    return entry.paradigm if entry is not None else None
+
+
+def _dataset_sources(dataset: Any) -> Any:
+    """`from:` of a raw dataset mapping (or `from_phases` of a parsed or dumped one)."""
+    sources = _get(dataset, "from") if isinstance(dataset, Mapping) and "from" in dataset else _get(dataset, "from_phases")
+    return [sources] if isinstance(sources, str) else sources
+
+
+def _subroutine_problems(phases: list, names: list[Optional[str]], first_index: dict[str, int]) -> list[tuple[tuple, str, Any]]:
+    """Offline RL as an online subroutine: `dataset: {from: ...}` and `init_from: {best_of: ...,
+    keep: ...}` name earlier phases of the right kind, and offline validation has held-out data."""
+    problems: list[tuple[tuple, str, Any]] = []
+
+    def earlier(i: int, name: Any, loc: tuple, what: str) -> Optional[int]:
+        """The index of the earlier phase `name`, or None with a problem recorded."""
+        if not isinstance(name, str) or not _PHASE_NAME_RE.fullmatch(name):
+            return None  # the structure check reports it
+        before = list(dict.fromkeys(n for n in names[:i] if n is not None))
+        allowed = f"earlier phases: {', '.join(before)}" if before else "this is the first phase, so none"
+        if name == names[i]:
+            problems.append((loc, f"{what} cannot be the phase itself ({name!r}); name an earlier phase ({allowed})", name))
+        elif name in first_index and first_index[name] > i:
+            problems.append((loc, f"{name!r} is a later phase (phases[{first_index[name]}]); {what} must be an earlier phase ({allowed})", name))
+        elif name not in first_index:
+            close = _did_you_mean(name, before)
+            problems.append((loc, f"unknown phase {name!r}" + (f"; did you mean {close!r}?" if close else "") + f" ({allowed})", name))
+        else:
+            return first_index[name]
+        return None
+
+    def collects(j: int, loc: tuple, name: str, what: str) -> None:
+        """Phase j must be an online/hybrid phase that keeps a replay."""
+        source = phases[j]
+        paradigm = _phase_paradigm(source)
+        entry = catalogue.CATALOGUE.get(_get(source, "algorithm")) if isinstance(_get(source, "algorithm"), str) else None
+        if paradigm == "offline":
+            problems.append((loc, f"{name!r} is an offline phase: it collects no experience; {what} names an online or hybrid phase", name))
+        elif entry is not None and "checkpoint_replay" not in entry.settings.model_fields:
+            problems.append((loc, f"{name!r} runs {entry.name}, which keeps no replay to hand on; {what} names an online or hybrid phase of an off-policy algorithm (sac, td3, ...)", name))
+        config = _get(source, "config")
+        if what.startswith("dataset") and isinstance(config, Mapping) and config.get("checkpoint_replay") is False:
+            problems.append((loc, f"{name!r} sets checkpoint_replay: false, but its replay is this dataset; remove that setting", name))
+
+    for i, phase in enumerate(phases):
+        dataset = _get(phase, "dataset")
+        sources = _dataset_sources(dataset)
+        for k, name in enumerate(sources if isinstance(sources, list) else []):
+            loc = ("phases", i, "dataset", "from") + ((k,) if len(sources) > 1 else ())
+            j = earlier(i, name, loc, "dataset: {from: ...}")
+            if j is not None:
+                collects(j, loc, name, "dataset: {from: ...}")
+        init = _get(phase, "init_from")
+        best_of = _get(init, "best_of") if isinstance(init, (Mapping, BaseModel)) else None
+        if not isinstance(best_of, list):
+            continue
+        for k, name in enumerate(best_of):
+            earlier(i, name, ("phases", i, "init_from", "best_of", k), "a best_of candidate")
+        keep = _get(init, "keep")
+        if keep is not None:
+            j = earlier(i, keep, ("phases", i, "init_from", "keep"), "keep (the paused phase)")
+            if j is not None and _phase_paradigm(phases[j]) == "offline":
+                problems.append((("phases", i, "init_from", "keep"), f"{keep!r} is an offline phase; `keep` names the paused online or hybrid phase", keep))
+        validation = _get(init, "validation") or "online"
+        budget = _get(phase, "budget")
+        charge = _get(init, "charge")
+        if validation == "online" and charge is not False and isinstance(budget, Mapping) and budget.get("updates") is not None:
+            problems.append((("phases", i, "init_from", "charge"), "the validation's env steps are charged to an env-step budget; this phase counts updates: write charge: false", charge))
+        if validation == "offline":
+            held: set = set()
+            for k, name in enumerate(best_of):
+                j = first_index.get(name) if isinstance(name, str) else None
+                if j is None or j >= i:
+                    continue
+                ds = _get(phases[j], "dataset")
+                src = _dataset_sources(ds)
+                fraction = _get(ds, "held_out") or 0
+                if not src or not fraction:
+                    problems.append((("phases", i, "init_from", "validation"),
+                                     f"offline validation scores candidates on held-out episodes of their dataset, but candidate {name!r} "
+                                     f"has none: give it dataset: {{from: PHASE, held_out: 0.2}} (or write validation: online)", validation))
+                    break
+                held.add((tuple(src), float(fraction), _get(ds, "seed") or 0))
+            if len(held) > 1:
+                problems.append((("phases", i, "init_from", "validation"),
+                                 "offline validation compares candidates on one held-out set: give every best_of phase the same "
+                                 "dataset `from`, `held_out` and `seed` (their `take` may differ)", validation))
     return problems
 
 
@@ -750,7 +951,16 @@ class PipelineSpec(_SpecModel):
             else:
                 continue
             problems.append((loc, message, init))
+        problems += _subroutine_problems(phases, names, first_index)
         return problems
+
+    def _complete(self) -> None:
+        # A phase whose experience a later one takes as a dataset stores its replay in every
+        # checkpoint: the dataset is built from what it really collected (mprl.datasets.from_phase).
+        sources = {name for p in self.phases for name in (p.dataset_from or [])}
+        for p in self.phases:
+            if p.name in sources:
+                p.config["checkpoint_replay"] = True
 
     # ---- what the runner needs
     @property

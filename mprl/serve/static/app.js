@@ -283,13 +283,20 @@ function makePlot(box, { title, xLabel, yLabel, series, markers = [], boundaries
   const xsAll = data[0].concat(mx, boundaries.map((b) => b.x));
   const ysAll = [].concat(...data.slice(1).map((a) => a.filter((v) => v !== null && v !== undefined)), my);
   const xMin = Math.min(...xsAll), xMax = Math.max(...xsAll);
+  const dataX0 = data[0][0], dataX1 = data[0][data[0].length - 1];
   const yMin = ysAll.length ? Math.min(...ysAll) : 0, yMax = ysAll.length ? Math.max(...ysAll) : 1;
   const yTicks = {};
   const width = Math.max(420, Math.min(box.clientWidth || 900, 1100) - 10);
   const opts = {
     title, width, height,
     scales: {
-      x: { time: false, range: (u, a, b) => (a === null || b === null ? [xMin, xMax > xMin ? xMax : xMin + 1] : a === b ? [a - 1, b + 1] : [a, b]) },
+      // The auto range (the data's extent) widens to the boundaries and markers, so a phase that
+      // starts before its first evaluation still shows its start; a drag-zoom range is kept.
+      x: { time: false, range: (u, a, b) => {
+        if (a === null || b === null) return [xMin, xMax > xMin ? xMax : xMin + 1];
+        if (a === dataX0 && b === dataX1) { a = Math.min(a, xMin); b = Math.max(b, xMax); }
+        return a === b ? [a - 1, b + 1] : [a, b];
+      } },
       y: { range: (u, a, b) => yRange(u, Math.min(a ?? yMin, yMin), Math.max(b ?? yMax, yMax)) },
     },
     axes: [
