@@ -239,11 +239,11 @@ def cmd_regime(args: Any) -> int:
     import json
 
     from mprl.errors import MprlError
-    from mprl.serve.cli import _checkpoint_from_lineage
+    from mprl.lineage.store import find_checkpoint
 
     if args.margin < 0 or not 0 < args.alpha < 1:
         raise MprlError(f"--margin must be ≥ 0 and --alpha in (0, 1); got --margin {args.margin}, --alpha {args.alpha}")
-    path, _, _ = _checkpoint_from_lineage(args.checkpoint, args.storage_path)
+    path, _, _ = find_checkpoint(args.checkpoint, args.storage_path)
     d = probe(path, args.dataset, env=args.env, episodes=args.episodes, seed=args.seed, margin=args.margin, alpha=args.alpha)
     print(json.dumps(d.to_dict(), default=float) if args.json else d.report())
     return 0

@@ -106,16 +106,11 @@ def dataset_details(dataset_id: str) -> dict[str, Any]:
     return {k: v for k, v in info.items() if k not in ("path", "policy_checkpoint")}
 
 
-def imported_checkpoints(storage_path: str | Path) -> tuple[list[dict[str, Any]], bool]:
-    """Checkpoints registered with `mprl import`, if this mprl has that listing; (rows, available)."""
-    try:
-        from mprl.imports import list_imported  # type: ignore[import-not-found]
-    except ImportError:
-        return [], False
-    try:
-        return [dict(r) for r in list_imported(storage_path)], True
-    except MprlError:
-        return [], True
+def imported_checkpoints(storage_path: str | Path) -> list[dict[str, Any]]:
+    """Checkpoints registered with `mprl import` (mprl.imports)."""
+    from mprl.imports import list_imported
+
+    return list_imported(storage_path)
 
 
 # ---------------------------------------------------------------------------------- launch
@@ -213,6 +208,7 @@ class Launch:
 
 def plan_launch(form: Mapping[str, Any], catalog: Any, storage_path: str) -> Launch:
     """Form → validated Launch (nothing started, nothing written). Raises FormError / MprlError."""
+    from mprl.imports import is_import
     from mprl.lineage import LineageStore
     from mprl.lineage.store import stored_path
 
@@ -226,9 +222,13 @@ def plan_launch(form: Mapping[str, Any], catalog: Any, storage_path: str) -> Lau
         raise FormError({"checkpoint": f"no checkpoint {ck!r} in the runs this server serves"})
     run_dir, record = found
     path = str(stored_path(run_dir, record["path"]))
-    mode = form.get("mode") or "branch"
+    with LineageStore(run_dir, readonly=True) as store:
+        imported = is_import(json.loads(store.run()["spec_json"] or "{}"))
+    mode = form.get("mode") or ("new_run" if imported else "branch")
     if mode not in ("branch", "new_run"):
         raise FormError({"mode": f"'branch' (extend run {record['run_id']}) or 'new_run', got {mode!r}"})
+    if mode == "branch" and imported:
+        raise FormError({"mode": f"{ck} was imported with `mprl import`: its run holds only it. Choose 'new run'."})
     phase = phase_from_form(form, record, path)
     if mode == "branch":
         with LineageStore(run_dir, readonly=True) as store:

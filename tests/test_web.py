@@ -102,3 +102,56 @@ def test_page_shows_runs_curves_lineage_and_plays_a_checkpoint_video(app, browse
     assert browser.save_screenshot(str(shot))
     print(f"\n[test_web] screenshot: {shot}")
     assert shot.stat().st_size > 10_000
+
+
+def test_launch_a_phase_from_a_checkpoint_with_the_form_then_compare_it_with_its_parent(app, browser):
+    """The workbench's workflow by hand: a checkpoint → "Continue with…" → the form (an error
+    shown at its field, then a valid check with its transfer report) → Start → the new run
+    followed live to the end → "Compare with its parent"."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    token = (Path(app["storage"]) / "control-token").read_text().strip()
+    browser.get(f"{app['url']}/#token={token}&run={app['run_id']}")
+    wait_for(browser, "document.querySelectorAll('#curves button.ck').length === 3", what="the demo run's checkpoints")
+    assert "token" not in browser.execute_script("return location.hash"), "the token leaves the address bar"
+    parent = app["checkpoints"][2]
+    browser.find_element(By.CSS_SELECTOR, f"#curves button.ck[data-checkpoint-id='{parent}']").click()
+    browser.execute_script("document.querySelector('#checkpoint-continue').click()")
+    wait_for(browser, "!document.querySelector('#launch-backdrop').hidden && document.querySelector('#launch select[name=algorithm]').options.length > 3",
+             what="the launch form")
+    assert parent in browser.find_element(By.ID, "launch-from").text
+
+    form = browser.find_element(By.ID, "launch")
+    Select(form.find_element(By.NAME, "mode")).select_by_value("new_run")
+    fill = lambda name, value: browser.execute_script(  # noqa: E731
+        "const i = document.querySelector(arguments[0]); i.value = arguments[1]; i.dispatchEvent(new Event('change'));", name, value)
+    fill("#launch input[name=name]", "from-browser")
+    fill("#launch input[name=budget]", "-5")
+    browser.find_element(By.ID, "launch-check").click()
+    wait_for(browser, "document.querySelector('#launch [data-field=budget] .field-error').textContent.length > 0", what="the budget's error at its field")
+    fill("#launch input[name=budget]", "400")
+    fill("#launch input[name=eval_interval]", "200")
+    fill("#launch input[name=eval_episodes]", "2")
+    fill("#launch input[data-setting=hidden]", "[64, 64]")
+    browser.find_element(By.ID, "launch-check").click()
+    wait_for(browser, "/^valid/.test(document.querySelector('#launch-status').textContent)", what="a valid check")
+    assert "copied" in browser.find_element(By.ID, "launch-transfer").text  # the transfer check, before anything starts
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    assert browser.save_screenshot(str(ARTIFACTS / "launch-form.png"))
+
+    browser.find_element(By.ID, "launch-start").click()
+    run_id = wait_for(browser, "(() => { const r = new URLSearchParams(location.hash.slice(1)).get('run'); return r && r.startsWith('from-browser') ? r : null; })()",
+                      timeout=180, what="the new run selected")
+    wait_for(browser, "document.querySelector('#run-status').dataset.status === 'succeeded'", timeout=420, what="the launched run to succeed")
+    wait_for(browser, "document.querySelectorAll('#curves button.ck').length >= 1", timeout=60, what="the new run's checkpoints on its curve")
+    assert browser.save_screenshot(str(ARTIFACTS / "launched-run.png"))
+
+    wait_for(browser, "!document.querySelector('#run-compare-parent').hidden", timeout=30, what="Compare with its parent")
+    browser.find_element(By.ID, "run-compare-parent").click()
+    wait_for(browser, "document.querySelectorAll('#compare-table tbody tr').length === 2", timeout=60, what="the comparison table")
+    keys = [tr.get_attribute("data-key") for tr in browser.find_elements(By.CSS_SELECTOR, "#compare-table tbody tr")]
+    assert keys[0].startswith(f"{run_id}/") and keys[1] == f"{app['run_id']}/finetune", keys
+    assert browser.find_elements(By.CSS_SELECTOR, "#compare-curves .panel[data-axis=num_env_steps]")
+    assert browser.save_screenshot(str(ARTIFACTS / "compare.png"))
+    print(f"\n[test_web] screenshots: {ARTIFACTS}/launch-form.png, launched-run.png, compare.png")

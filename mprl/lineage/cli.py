@@ -50,6 +50,10 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     with open_run(args.run, args.storage_path) as store:
         print(tree_text(store), end="")
+        if args.paths:  # what a ck-… id stands for, for tools that want the folder
+            print("\ncheckpoint folders:")
+            for c in store.checkpoints():
+                print(f"  {c['checkpoint_id']}  {c['node_id']}/{c['trial_id']} it {c['iteration']}  {store.abs(c['path'])}")
     return 0
 
 
@@ -107,6 +111,7 @@ def add_subparser(sub: Any) -> None:
     lsub = lin.add_subparsers(dest="lineage", required=True)
     show = lsub.add_parser("show", help="print the lineage tree with algorithm, paradigm, budget and score per phase run")
     _run_args(show)
+    show.add_argument("--paths", action="store_true", help="also list each checkpoint id with its folder")
     show.set_defaults(func=cmd_show)
     exp = lsub.add_parser("export", help="the whole lineage as JSON, or as a Graphviz DOT graph")
     _run_args(exp)

@@ -19,6 +19,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import threading
@@ -459,10 +460,51 @@ def find_run(run: str, storage_path: str | None = None) -> Path | str:
     raise LineageError(f"No run {run!r}: give a run id with --storage-path, or the path of a run folder.{hint}")
 
 
+def is_checkpoint_id(ref: str) -> bool:
+    """Whether `ref` reads as a lineage checkpoint id (`ck-` and hex), not a path."""
+    return bool(re.fullmatch(r"ck-[0-9a-f]{6,32}", ref or ""))
+
+
+def find_checkpoint(ref: str, storage_path: str | None = None) -> tuple[str, str | None, str | None]:
+    """A checkpoint from a folder/URI (returned as is) or a lineage id `ck-…` looked up in the runs
+    under `storage_path` (default ./mprl_results): (path or URI, run folder, id)."""
+    if not is_checkpoint_id(ref) or (not is_uri(ref) and Path(ref).exists()):
+        return ref, None, None
+    root = storage_path or "./mprl_results"
+    runs = list_runs(root) if is_uri(root) or Path(root).exists() else []
+    for r in runs:
+        try:
+            with open_lineage(r["run_dir"]) as store:
+                row = store.checkpoint(ref)
+        except (LineageError, sqlite3.Error):
+            continue
+        if row is not None:
+            return str(stored_path(r["run_dir"], row["path"], root=str(r["run_dir"]))), str(r["run_dir"]), ref
+    where = f"the {len(runs)} run(s) under {root}" if runs else f"{root} (no runs there)"
+    raise LineageError(f"No checkpoint {ref!r} in {where}. Give the storage path of the run it belongs to "
+                       f"(--storage-path, or storage_path in the YAML), or the checkpoint's folder; `mprl lineage show RUN --paths` lists each id's folder.")
+
+
+def find_checkpoint_by_path(storage_root: str | os.PathLike, path: str | os.PathLike) -> str | None:
+    """The id of the checkpoint stored at `path` in one of the local runs under `storage_root`."""
+    target = Path(path).resolve()
+    for r in list_runs(storage_root):
+        try:
+            with LineageStore(r["run_dir"], readonly=True) as store:
+                for c in store.checkpoints():
+                    if Path(stored_path(r["run_dir"], c["path"])).resolve() == target:
+                        return c["checkpoint_id"]
+        except (LineageError, sqlite3.Error):
+            continue
+    return None
+
+
 def list_runs(storage_root: str | os.PathLike) -> list[dict[str, Any]]:
     """Run records of every run folder directly under `storage_root`, oldest first."""
     runs = []
     for name in list_dirs(storage_root):
+        if name.startswith("."):
+            continue  # an import being written (mprl.imports), or not mprl's
         location = join(storage_root, name)
         try:
             if not is_uri(location) and not (Path(location) / LINEAGE_FILE).exists():

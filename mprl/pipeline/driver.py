@@ -40,18 +40,23 @@ def init_ray(address: str | None, num_cpus: int | None) -> None:
     else:
         ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
 
-def ensure_dataset(phase: Any, write: Callable[[str], None]) -> None:
+def ensure_dataset(phase: Any, write: Callable[[str], None], build: bool = True) -> bool:
+    """The phase's dataset exists, or is built from its `build:` settings (with `build` False,
+    only said): whether it exists now."""
     from mprl.datasets import build_dataset, open_dataset
 
     if phase.dataset_id is None:
-        return
+        return True
     try:
         open_dataset(phase.dataset_id)
-        return
+        return True
     except DatasetNotFound:
         if phase.dataset_build is None:
             raise
     b = phase.dataset_build
+    if not build:
+        write(f"[{phase.name}] dataset {phase.dataset_id} is not built yet: the run builds it first ({b.quality}, {b.size:,} transitions)")
+        return False
     write(f"[{phase.name}] building dataset {phase.dataset_id} ({b.quality}, {b.size:,} transitions)")
     build_dataset(phase.env, b.quality, size=b.size, budget=b.budget, seed=b.seed, dataset_id=phase.dataset_id, progress=write)
 
@@ -59,8 +64,20 @@ def new_run_id(name: str) -> str:
     """Unique even for two runs of one pipeline started in the same second."""
     return f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{os.urandom(2).hex()}"
 
-def validate_inputs(spec: Any, write: Callable[[str], None]) -> None:
-    """Bad checkpoints and missing datasets fail before Ray starts or any folder is written."""
+def resolve_checkpoint_ids(spec: Any, phase: Any) -> None:
+    """`init_from: {checkpoint: ck-…}` names a checkpoint of a run under the spec's storage path:
+    it becomes that checkpoint's folder (the recorded spec then says where the weights came from)."""
+    from mprl.lineage.store import find_checkpoint, is_checkpoint_id
+
+    ref = phase.init_from.checkpoint
+    if is_checkpoint_id(Path(ref).name) and not Path(ref).exists():
+        ref = Path(ref).name  # `~`-expanded or made relative by the YAML's folder: the id is its last part
+        path, _, _ = find_checkpoint(ref, spec.resolved_storage_path)
+        phase.init_from.checkpoint = path
+
+def validate_inputs(spec: Any, write: Callable[[str], None], build: bool = True) -> None:
+    """Bad checkpoints and missing datasets fail before Ray starts or any folder is written
+    (`build` False: a dataset the run would build is only reported, as `mprl validate` does)."""
     from algorithms.common.checkpoints import read_module_state
 
     if spec.storage_is_uri:
@@ -74,10 +91,10 @@ def validate_inputs(spec: Any, write: Callable[[str], None]) -> None:
             raise MprlError(f"storage_path {spec.storage_path!r} cannot hold run folders: {existing} is not a writable folder. Pass another --storage-path.")
     for phase in spec.phases:
         if phase.init_checkpoint_path:
+            resolve_checkpoint_ids(spec, phase)
             read_module_state(phase.init_checkpoint_path)
-    for phase in spec.phases:
-        ensure_dataset(phase, write)
-    check_phase_spaces(spec)
+    unbuilt = [phase.name for phase in spec.phases if not ensure_dataset(phase, write, build)]
+    check_phase_spaces(spec, skip=unbuilt)
 
 def _actor_env() -> dict[str, str]:
     """What the scheduler and its trials must see of the driver's environment."""
@@ -213,7 +230,11 @@ def resume_run(run: str, storage_path: str | None = None, write: Callable[[str],
     run_dir = location if is_uri(location) else str(Path(location).resolve())
     with open_lineage(run_dir) as store:
         record = store.run()
-    spec = parse_pipeline(json.loads(record["spec_json"]), source=f"{run_dir}/pipeline.json")
+    recorded = json.loads(record["spec_json"])
+    if "imported" in recorded:
+        raise MprlError(f"run {record['run_id']} is an import (`mprl import`): it holds one checkpoint and no phases to resume. "
+                        f"Start a phase from it with `init_from: {{checkpoint: CK-ID}}` (`mprl runs {record['run_id']}` shows the id).")
+    spec = parse_pipeline(recorded, source=f"{run_dir}/pipeline.json")
     run_id = record["run_id"]
     if record["status"] == "succeeded":
         write(f"run {run_id} already succeeded; nothing to resume (`mprl lineage show {run_id}` shows it)")

@@ -325,6 +325,12 @@ class Scheduler:
         for c in self.store.checkpoints():
             if c["path"] == rel:
                 return {"checkpoint_id": c["checkpoint_id"], "path": c["path"], "selection": "given", "node_id": c["node_id"]}
+        if not self.remote:  # another run's under the same storage path (e.g. `mprl import`): the lineage names it too
+            from mprl.lineage.store import find_checkpoint_by_path
+
+            cid = find_checkpoint_by_path(self.run_dir.parent, path)
+            if cid is not None:
+                return {"checkpoint_id": cid, "path": str(Path(path).resolve()), "selection": "given", "node_id": None}
         return {"checkpoint_id": None, "path": path, "selection": "given", "node_id": None}
 
     def _run_node(self, phase: Any, ordinal: int, node_id: str, parent: dict[str, Any] | None, resume: bool, branched: bool) -> None:
@@ -634,7 +640,8 @@ class Scheduler:
         best_path, _ = chosen[0]
         m = metrics_of[best_path]
         trial = trial_of[best_path]
-        parent_node = self.store.checkpoint(node["parent_checkpoint_id"])["node_id"] if node.get("parent_checkpoint_id") else None
+        parent_ck = self.store.checkpoint(node["parent_checkpoint_id"]) if node.get("parent_checkpoint_id") else None
+        parent_node = parent_ck["node_id"] if parent_ck else None  # None too for another run's checkpoint
         transition = None
         if parent_node in self.last_trial_end and node_id in self.first_step_at and node_id in self.trial_start:
             end = self.last_trial_end[parent_node]

@@ -630,18 +630,7 @@ class PolicyService:
     async def run(self, run_id: str) -> Response:
         from mprl.lineage import LineageStore
 
-        entry = self.launched.get(run_id)
-        run_dir = await self._find("runs", run_id)
-        if run_dir is None and entry is not None:
-            # Launched here, its scheduler not started yet (a new Ray worker takes seconds), or it
-            # died before writing a lineage: no lineage to read, but the run is this server's.
-            failed = entry["done"]
-            error = (entry["summary"] or {}).get("error") if failed else None
-            return json_response({"run_id": run_id, "status": "failed" if failed else "starting", "error": error, "updated_at": None,
-                                  "phases": [], "checkpoints": 0, "videos": 0, "active": not failed,
-                                  "lines": entry["lines"][offset:], "offset": len(entry["lines"])})
-        if run_dir is None:
-            run_dir = await self._run_dir(run_id)  # the 404
+        run_dir = await self._run_dir(run_id)
 
         def read() -> dict[str, Any]:
             with LineageStore(run_dir, readonly=True) as store:
@@ -666,18 +655,7 @@ class PolicyService:
         from mprl.lineage.curves import curve_data
         from mprl.lineage.plots import panel_metric
 
-        entry = self.launched.get(run_id)
-        run_dir = await self._find("runs", run_id)
-        if run_dir is None and entry is not None:
-            # Launched here, its scheduler not started yet (a new Ray worker takes seconds), or it
-            # died before writing a lineage: no lineage to read, but the run is this server's.
-            failed = entry["done"]
-            error = (entry["summary"] or {}).get("error") if failed else None
-            return json_response({"run_id": run_id, "status": "failed" if failed else "starting", "error": error, "updated_at": None,
-                                  "phases": [], "checkpoints": 0, "videos": 0, "active": not failed,
-                                  "lines": entry["lines"][offset:], "offset": len(entry["lines"])})
-        if run_dir is None:
-            run_dir = await self._run_dir(run_id)  # the 404
+        run_dir = await self._run_dir(run_id)
 
         def read() -> dict[str, Any]:
             with LineageStore(run_dir, readonly=True) as store:
@@ -692,18 +670,7 @@ class PolicyService:
     async def lineage(self, run_id: str) -> Response:
         from mprl.lineage import LineageStore
 
-        entry = self.launched.get(run_id)
-        run_dir = await self._find("runs", run_id)
-        if run_dir is None and entry is not None:
-            # Launched here, its scheduler not started yet (a new Ray worker takes seconds), or it
-            # died before writing a lineage: no lineage to read, but the run is this server's.
-            failed = entry["done"]
-            error = (entry["summary"] or {}).get("error") if failed else None
-            return json_response({"run_id": run_id, "status": "failed" if failed else "starting", "error": error, "updated_at": None,
-                                  "phases": [], "checkpoints": 0, "videos": 0, "active": not failed,
-                                  "lines": entry["lines"][offset:], "offset": len(entry["lines"])})
-        if run_dir is None:
-            run_dir = await self._run_dir(run_id)  # the 404
+        run_dir = await self._run_dir(run_id)
 
         def read() -> dict[str, Any]:
             with LineageStore(run_dir, readonly=True) as store:
@@ -897,8 +864,9 @@ class PolicyService:
 
         runs = {r["run_id"]: r["name"] for r in await asyncio.to_thread(self.catalog.runs)}
         cks = [{**p, "run_name": runs.get(p["run_id"])} for p in await asyncio.to_thread(self.catalog.policies)]
-        imported, available = await asyncio.to_thread(workbench.imported_checkpoints, self.settings.storage_path)
-        return json_response({"checkpoints": cks, "imported": imported, "imported_available": available})
+        imported = {c["policy_id"]: c for c in await asyncio.to_thread(workbench.imported_checkpoints, self.settings.storage_path)}
+        own = [c for c in cks if c["policy_id"] not in imported]  # an import is a run of its own: listed once, as imported
+        return json_response({"checkpoints": own, "imported": [{**c, "phase": "import", "paradigm": "imported", "num_env_steps": 0} for c in imported.values()]})
 
     @app.post(f"{API}/datasets/build")
     async def build_dataset(self, request: Request) -> Response:
@@ -984,6 +952,13 @@ class PolicyService:
             run_id, _, actor = await asyncio.to_thread(workbench.start_launch, launch)
         except MprlError as e:
             raise ApiError(409, "launch_refused", str(e)) from None
+        try:  # its constructor writes the run's lineage: once it has, every endpoint knows the run
+            await asyncio.wait_for(actor.__ray_ready__.remote(), timeout=120)
+        except Exception as e:  # noqa: BLE001 - a constructor that raised, or a cluster with no room
+            import ray
+
+            ray.kill(actor)
+            raise ApiError(409, "launch_failed", f"The run's phase scheduler could not start: {str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__}") from None
         self._watch(run_id, actor)
         await asyncio.to_thread(self.catalog.rescan, True)
         return json_response({"run_id": run_id, "mode": launch.mode, "phase": launch.phase, "node_id": launch.phase, "transfer": transfer,

@@ -75,19 +75,13 @@ def _local_storage(storage_path: str) -> None:
 
 
 def _checkpoint_from_lineage(ref: str, storage_path: str) -> tuple[str, Path | None, str | None]:
-    """A path as is, or a lineage checkpoint id ('ck-…') → (path, run folder, id)."""
-    if Path(ref).exists() or not ref.startswith("ck-"):
-        return ref, None, None
-    _local_storage(storage_path)
-    from mprl.serve.catalog import Catalog
+    """A path as is, or a lineage checkpoint id ('ck-…') of a local run → (path, run folder, id)."""
+    from mprl.lineage.store import find_checkpoint, is_checkpoint_id
 
-    found = Catalog(storage_path).checkpoint(ref)
-    if found is None:
-        raise MprlError(f"No checkpoint {ref!r} in the runs under {storage_path}. Pass a checkpoint folder, or the run's --storage-path.")
-    run_dir, row = found
-    from mprl.lineage.store import stored_path
-
-    return str(stored_path(run_dir, row["path"])), run_dir, ref
+    if is_checkpoint_id(ref) and not Path(ref).exists():
+        _local_storage(storage_path)  # the video is recorded in that run's lineage
+    path, run_dir, cid = find_checkpoint(ref, storage_path)
+    return path, (Path(run_dir) if run_dir else None), cid
 
 
 def cmd_video(args: argparse.Namespace) -> int:

@@ -25,13 +25,15 @@ def parse_settings(items: list[str]) -> dict[str, Any]:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from mprl.catalogue import get_algorithm
+    from mprl.lineage.store import find_checkpoint
     from mprl.transfer import check, format_report
     from mprl.transfer.checker import TransferOptions
     from mprl.transfer.snapshots import snapshot_from_checkpoint, snapshot_from_config
 
     logging.getLogger("ray.rllib").setLevel(logging.ERROR)  # RLlib's deprecation notices on every module build
     entry = get_algorithm(args.to)
-    source = snapshot_from_checkpoint(args.checkpoint)
+    path, _, _ = find_checkpoint(args.checkpoint, args.storage_path)
+    source = snapshot_from_checkpoint(path)
     env = args.env or source.meta.get("env")
     if not env:
         raise MprlError("The checkpoint does not name its environment: pass --env (a Gymnasium id such as 'Hopper-v5').")
@@ -57,7 +59,8 @@ def add_subparser(sub: Any) -> None:
     p = sub.add_parser("transfer", help="parameter transfer between algorithms (compatibility checker)")
     tsub = p.add_subparsers(dest="transfer", required=True)
     c = tsub.add_parser("check", help="what a checkpoint's parameters become in another algorithm's networks, and why")
-    c.add_argument("checkpoint", help="an RLlib algorithm checkpoint folder (e.g. a phase's selected checkpoint)")
+    c.add_argument("checkpoint", help="an RLlib algorithm checkpoint folder, or a lineage id ck-… of a run under --storage-path")
+    c.add_argument("--storage-path", default="./mprl_results", help="where runs are, for a ck-… id (default ./mprl_results)")
     c.add_argument("--to", required=True, metavar="ALGORITHM", help="target algorithm from the catalogue (`mprl algorithms`)")
     c.add_argument("--env", help="target environment (default: the checkpoint's)")
     c.add_argument("--config", action="append", default=[], metavar="KEY=VALUE", help="a target setting, as in a phase's config: (YAML value); repeatable, e.g. --config hidden=[64,64] --config transfer_targets=sync")

@@ -219,13 +219,14 @@ function scheduleLive(active) {
 }
 
 function parentPhaseRun() {
-  // The newest phase run seeded from a checkpoint of this run: (its key, its parent's key).
+  // The newest phase run seeded from a known checkpoint (of this run, or of another run in the
+  // asset list: a new run launched from a checkpoint): (its key, its parent phase run's key).
   if (!state.run) return null;
-  const cks = Object.fromEntries(state.run.policies.map((c) => [c.policy_id, c]));
-  const seeded = state.run.phases.filter((n) => n.parent_checkpoint_id && cks[n.parent_checkpoint_id]);
+  const known = Object.fromEntries(((state.assets && state.assets.checkpoints) || []).concat(state.run.policies).map((c) => [c.policy_id, c]));
+  const seeded = state.run.phases.filter((n) => n.parent_checkpoint_id && known[n.parent_checkpoint_id]);
   if (!seeded.length) return null;
-  const n = seeded[seeded.length - 1];
-  return [`${state.runId}/${n.node_id}`, `${state.runId}/${cks[n.parent_checkpoint_id].node_id}`];
+  const n = seeded[seeded.length - 1], p = known[n.parent_checkpoint_id];
+  return [`${state.runId}/${n.node_id}`, `${p.run_id}/${p.node_id}`];
 }
 
 async function runAction(kind) {
@@ -404,7 +405,12 @@ function renderCurves(data) {
 // ---------------------------------------------------------------- checkpoints: video, continue with…
 function checkpointRecord(id) {
   if (state.run) { const c = state.run.policies.find((p) => p.policy_id === id); if (c) return c; }
-  if (state.assets && state.assets.checkpoints) return state.assets.checkpoints.find((p) => p.policy_id === id) || null;
+  if (state.assets && state.assets.checkpoints) {
+    const c = state.assets.checkpoints.find((p) => p.policy_id === id);
+    if (c) return c;
+    const i = (state.assets.imported || []).find((p) => p.policy_id === id);
+    if (i) return { ...i, imported: true };
+  }
   return null;
 }
 
@@ -535,7 +541,7 @@ async function loadAssets(force) {
   if (state.assets && !force) return state.assets;
   const [algos, envs, ds, cks] = await Promise.all([api("/assets/algorithms"), api("/assets/environments"), api("/assets/datasets"), api("/assets/checkpoints")]);
   state.assets = { algorithms: algos.algorithms, environments: envs.environments, variants: envs.variants, datasets: ds.datasets,
-    checkpoints: cks.checkpoints, imported: cks.imported, importedAvailable: cks.imported_available };
+    checkpoints: cks.checkpoints, imported: cks.imported };
   renderAssets();
   return state.assets;
 }
@@ -588,8 +594,7 @@ function renderAssets() {
       el("td", {}, c.algorithm || "?"), el("td", {}, c.env || "?"), el("td", {}, x), el("td", {}, fmt(c.evaluation_return)), cell);
     ckb.appendChild(tr);
   }
-  $("#checkpoints-note").textContent = a.importedAvailable ? `(every run's, and ${a.imported.length} imported with \`mprl import\`)` :
-    "(every run's; this mprl has no `mprl import` listing, so imported checkpoints are not shown)";
+  $("#checkpoints-note").textContent = `(every run's, and ${a.imported.length} imported with \`mprl import\`)`;
 }
 
 function showSettings(alg) {
@@ -656,6 +661,10 @@ async function openLaunch(checkpointId) {
   if (c.dataset) dsSel.value = c.dataset;
   f.phase.value = uniquePhaseName(`${c.phase || "phase"}-more`);
   f.seeds.value = "0";
+  // An imported checkpoint's run holds only it: a phase from it starts a new run.
+  f.mode.value = c.imported ? "new_run" : "branch";
+  f.mode.querySelector("option[value=branch]").disabled = !!c.imported;
+  f.querySelector("[data-field=name]").hidden = f.mode.value !== "new_run";
   onAlgorithmChange();
   $("#launch-backdrop").hidden = false;
 }
