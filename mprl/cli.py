@@ -87,10 +87,11 @@ def cmd_runs(args: argparse.Namespace) -> int:
     import time
 
     from mprl.lineage import find_run, list_runs, open_lineage
+    from mprl.storage import is_uri
 
     when = lambda t: time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if t else "-"  # noqa: E731
     if args.run is None:
-        runs = list_runs(args.storage_path) if "://" in args.storage_path or os.path.isdir(args.storage_path) else []
+        runs = list_runs(args.storage_path) if is_uri(args.storage_path) or os.path.isdir(args.storage_path) else []
         if not runs:
             print(f"No runs under {args.storage_path}. Start one with `mprl run PIPELINE.yaml` (or pass --storage-path).")
             return 0
