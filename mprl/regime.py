@@ -16,9 +16,9 @@ return range (max − min episode return) stands for expert − random, and the 
 
 The statistics (`estimate`, `welch`, `diagnose`, `resolve_family`) are pure functions of
 hand-made returns, so tests pin every boundary; `probe` is the impure wrapper that evaluates a
-checkpoint and reads a dataset, used by `mprl regime`. Not yet here (issue 15): the scheduler's
-diagnosis at the start of each warm-started phase, the interventions and `regime: auto`
-(`resolve_family` is the rule it will apply), and `mprl bench regimes`.
+checkpoint and reads a dataset, used by `mprl regime` and by the scheduler, which diagnoses
+every warm-started online or hybrid phase whose data it knows (`regime:` on the phase) and,
+with `regime: auto`, applies `family_settings` of `resolve_family`'s family to its trials.
 """
 
 from __future__ import annotations
@@ -204,6 +204,72 @@ def resolve_family(regime_setting: str, diagnosis: Diagnosis | dict[str, Any] | 
     return d["family"], f"regime: auto → {d['family']}: {d['regime']}, J(π0) {j0:.1f} vs J(π_D) {jd:.1f} beyond δ {d['margin_return']:.1f}; {why}"
 
 
+#: π0-centric: WSRL's warm-up (Zhou et al. 2024) collects 5,000 env steps with the frozen π0 before
+#: any update; mprl takes at most 5% of the phase's env-step budget, so a short phase still trains
+WARMUP_STEPS = 5_000
+WARMUP_FRACTION = 0.05
+#: D-centric: RLPD's symmetric sampling, half of every batch from the dataset
+REPLAY_RATIO = 0.5
+
+
+def family_settings(family: str, env_steps: int, paradigm: str = "hybrid") -> dict[str, Any]:
+    """The algorithm settings (algorithms/common/settings.py) that carry a family's interventions
+    in a phase of `env_steps` env steps. π0-centric: warm-up with the frozen π0 and no offline
+    replay (an online phase replays no dataset anyway: only the warm-up); D-centric: symmetric
+    offline replay, which needs a hybrid phase (no reset: a reset is opt-in, `reset:`)."""
+    if family == "pi0_centric":
+        warmup = {"warmup_steps": min(WARMUP_STEPS, int(WARMUP_FRACTION * env_steps))}
+        return {**warmup, "offline_replay": "none"} if paradigm == "hybrid" else warmup
+    if family == "d_centric":
+        return {"offline_replay": "symmetric", "offline_replay_ratio": REPLAY_RATIO}
+    raise ValueError(f"family must be pi0_centric or d_centric, got {family!r}")
+
+
+#: a setting auto leaves alone when the phase writes one of these (the same choice in other words,
+#: or one it would contradict: `reset: [actor]` replaces the π0 a warm-up collects with)
+WRITTEN_AS = {"offline_replay": ("offline_replay", "replay"), "offline_replay_ratio": ("offline_replay_ratio", "offline_ratio"),
+              "warmup_steps": ("warmup_steps", "reset")}
+
+
+@dataclass(frozen=True)
+class Intervention:
+    """What `regime: auto` (or a written family) does to a phase's trials, and why."""
+
+    family: Family
+    why: str
+    applied: dict[str, Any]  # the family's settings the trials get
+    written: dict[str, Any]  # the family's settings the phase writes itself: they win over auto's
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        kept = f"; written in the phase, kept: {_settings_text(self.written)}" if self.written else ""
+        return f"{self.family}: {_settings_text(self.applied) or 'nothing'}{kept}"
+
+
+def _settings_text(settings: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in settings.items())
+
+
+def intervention(regime_setting: str, diagnosis: Diagnosis | dict[str, Any] | None, env_steps: int, written: Sequence[str] | dict[str, Any],
+                 paradigm: str = "hybrid") -> Intervention:
+    """The family (`resolve_family`) and its settings for a phase of `env_steps` env steps; a
+    setting the phase writes itself (its `config:` or a sweep point: `written`), or says in other
+    words (WRITTEN_AS), is not touched: the user's choice wins, and the record lists it."""
+    family, why = resolve_family(regime_setting, diagnosis)
+    given = written if isinstance(written, dict) else {k: None for k in written}
+    applied: dict[str, Any] = {}
+    kept: dict[str, Any] = {}
+    for key, value in family_settings(family, env_steps, paradigm).items():
+        mine = [k for k in WRITTEN_AS.get(key, (key,)) if k in given]
+        if mine:
+            kept.update({k: given[k] for k in mine})
+        else:
+            applied[key] = value
+    return Intervention(family, why, applied, kept)
+
+
 # ---------------------------------------------------------------- measuring (impure)
 
 def probe(checkpoint: str, dataset_id: str, *, env: str | None = None, episodes: int = 10, seed: int = 10_000,
@@ -226,10 +292,11 @@ def probe(checkpoint: str, dataset_id: str, *, env: str | None = None, episodes:
     if not env_id:
         raise MprlError(f"checkpoint {checkpoint} names no environment: pass --env")
     refs = refs if refs is not None else resolve_reference_scores(env_id, dataset_id)
-    pi0 = evaluate_policy(policy.act_one, env_id, episodes, seed).returns
-    return diagnose(pi0, data, margin=margin, alpha=alpha, refs=refs,
+    played = evaluate_policy(policy.act_one, env_id, episodes, seed)
+    return diagnose(played.returns, data, margin=margin, alpha=alpha, refs=refs,
                     extra={"checkpoint": str(checkpoint), "dataset": dataset_id, "env": env_id, "episodes": episodes, "eval_seed": seed,
-                           "dataset_episodes": len(data)})
+                           "dataset_episodes": len(data), "env_steps": int(sum(played.lengths)),
+                           "pi0_returns": [float(r) for r in played.returns]})
 
 
 

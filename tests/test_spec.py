@@ -217,7 +217,7 @@ def test_models_built_directly_enforce_the_same_rules():
 ERROR_CASES = {
     "unknown top-level field": (
         spec_with(sed=3),
-        ["sed: unknown field 'sed'; did you mean 'seed'?", "Allowed fields: name, storage_path, seed, ray, videos, phases"],
+        ["sed: unknown field 'sed'; did you mean 'seed'?", "Allowed fields: name, storage_path, seed, ray, videos, tracking, phases"],
     ),
     "unknown phase field": (
         spec_with(**{"phases.0.evalution": {"interval": 5}}),

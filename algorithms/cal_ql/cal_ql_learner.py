@@ -50,6 +50,8 @@ class CalQLUpdates(CQLUpdates):
         q_pi, rate_pi = calibrate(q_pi, v_mu)
         q_pi_next, rate_next = calibrate(q_pi_next, v_mu)
         finite = torch.isfinite(v_mu)
+        # the mean over rows with a bound (0 if none), without a host sync (no `if finite.any()`, no mask gather)
+        v_mu_mean = torch.where(finite, v_mu, torch.zeros_like(v_mu)).sum() / finite.sum().clamp(min=1)
         metrics = {"bound_rate_pi": rate_pi, "bound_rate_pi_next": rate_next, "bound_rate": (rate_pi + rate_next) / 2,
-                   "v_mu": v_mu[finite].mean() if finite.any() else torch.zeros((), device=v_mu.device)}
+                   "v_mu": v_mu_mean}
         return q_pi, q_pi_next, metrics

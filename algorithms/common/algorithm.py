@@ -7,7 +7,8 @@ One loop for every paradigm, chosen by the phase's `paradigm` (set by the runner
   exactly k × `utd` updates from its own data (dataset ∪ replay in hybrid phases), and the new
   weights go to the env runners. Uniform-random actions for `random_steps` and no updates
   before `learning_starts`, unless the phase is warm-started. Exploration is the module's own
-  (Gaussian noise for deterministic actors, sampling for Gaussian ones).
+  (Gaussian noise for deterministic actors, sampling for Gaussian ones). A warm-started phase
+  with `warmup_steps` makes no update for its first N env steps (π0 collects, frozen).
 At the end of each iteration the policy is evaluated deterministically (PhaseAlgorithmMixin).
 
 A subclass config names its settings model, module, and `Updates` class, nothing more.
@@ -24,7 +25,7 @@ from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS
 
 from algorithms.common.episodes import episodes_to_transitions
 from algorithms.common.phase_algorithm import PhaseAlgorithmMixin, PhaseConfigMixin
-from algorithms.common.settings import OffPolicySettings
+from algorithms.common.settings import OffPolicySettings, intervention_values
 
 PARADIGMS = ("offline", "online", "hybrid")
 
@@ -92,6 +93,14 @@ class OffPolicyConfig(PhaseConfigMixin, AlgorithmConfig):
             problems.append(f"a {self.paradigm} phase learns from a dataset: set `dataset` to a Minari dataset id (see `mprl datasets list`)")
         if self.paradigm == "offline" and self.checkpoint_replay:
             problems.append("an offline phase's data is its dataset, reloaded from disk; `checkpoint_replay` is for online and hybrid phases")
+        on = intervention_values(self)
+        if self.paradigm == "offline" and on:
+            problems.append(f"{', '.join(on)} only apply to warm-started online and hybrid phases; this phase is offline: remove them")
+        elif self.paradigm == "online" and "offline_replay" in on:
+            problems.append("offline_replay replays the dataset while fine-tuning, and an online phase has none: make it a hybrid phase "
+                            "(paradigm hybrid with a dataset) or remove offline_replay")
+        elif self.paradigm != "offline" and not problems:
+            problems += [m for _, m in self.settings.model_validate(self.settings_values()).intervention_problems(self.paradigm, bool(self.init_checkpoint))]
         if self.num_learners > 1:
             problems.append("mprl's learners keep their data in-process; use num_learners 0 or 1")
         if problems:
@@ -118,6 +127,11 @@ class OffPolicyAlgorithm(PhaseAlgorithmMixin, Algorithm):
         results = super().step()
         if self.keeps_replay:
             results["replay_size"] = self.call_learner("replay_size")
+        if self.warmup_steps():
+            results["warmup_env_steps"] = min(self.num_env_steps, self.warmup_steps())
+            results["warmup_done"] = self.num_env_steps >= self.warmup_steps()
+        for which in self.config.reset if self.warm_start_interventions.get("reset") else ():
+            results[f"reset_{which}"] = True
         return results
 
     def call_learner(self, method: str, *args: Any, **kwargs: Any) -> Any:
@@ -183,12 +197,22 @@ class OffPolicyAlgorithm(PhaseAlgorithmMixin, Algorithm):
         return len(transitions.get("rewards", ()))
 
     def fragment_updates(self, k: int, step: str = "update", **params: Any) -> dict[str, float]:
-        """Exactly k × utd updates after a fragment of k env steps, then new weights to the runners."""
+        """Exactly k × utd updates after a fragment of k env steps, then new weights to the runners.
+
+        Env steps of the warm-up (`warmup_steps`) buy no update: a fragment that crosses its end
+        gets updates for its steps past the end only, so π0 stays frozen while it collects."""
+        k -= min(k, max(0, self.warmup_steps() - (self.num_env_steps - k)))
         n = k * self.config.utd
-        losses = self.call_learner("run_updates", n, step, **params)
+        if n == 0:
+            return {}
+        losses = self.call_learner("run_updates", n, step, env_steps=self.num_env_steps, **params)
         self.num_updates += n
         self.sync_env_runners()
         return losses
+
+    def warmup_steps(self) -> int:
+        """`warmup_steps` of a warm-started phase (without a warm start the spec refuses it)."""
+        return self.config.warmup_steps if self.config.init_checkpoint and self.config.paradigm != "offline" else 0
 
     # -- checkpoints ----------------------------------------------------------------------
     def get_state(self, *args: Any, **kwargs: Any) -> dict[str, Any]:

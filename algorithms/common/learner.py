@@ -13,6 +13,7 @@ in its paper's order). Everything else is here, once:
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
@@ -24,6 +25,8 @@ from torch import nn
 
 from algorithms.common.replay import EpisodeReturnsToGo, episode_ids, return_to_go
 from algorithms.common.sampler import Sampler
+from algorithms.common.schedules import decayed
+from algorithms.common.settings import replay_mode
 
 
 class Updates:
@@ -35,6 +38,14 @@ class Updates:
     def __init__(self, module: nn.Module, config: Any, optimizers: dict[str, torch.optim.Optimizer], sampler: Sampler, device: torch.device) -> None:
         self.m, self.config, self.optimizers, self.sampler, self.device = module, config, optimizers, sampler, device
         self.num_updates = 0
+        #: the phase's env steps when the current updates run (the algorithm passes them), for online decays
+        self.env_steps = 0
+        #: the frozen warm-start actor μ0 of `regularize_to_init` (set by `on_warm_start`)
+        self.init_actor: nn.Module | None = None
+        self.batch: Any = None  # the minibatch of the running update (regularize_to_init reads its states)
+        self._init_reg: list[torch.Tensor] = []
+        # `reset`: the module's weights as built from the trial's seed, before any warm start.
+        self.fresh_state = {k: v.detach().clone() for k, v in module.state_dict().items()} if getattr(config, "reset", None) else None
         self.setup()
 
     @staticmethod
@@ -70,11 +81,81 @@ class Updates:
 
     # -- helpers the losses use -------------------------------------------------------------
     def step(self, name: str, loss: torch.Tensor) -> None:
-        """zero_grad → backward → step of one optimiser: each network's gradient from its own loss."""
+        """zero_grad → backward → step of one optimiser: each network's gradient from its own loss.
+
+        Every algorithm's actor loss passes here (optimiser "actor"), so `regularize_to_init`
+        adds its term here, once, for all of them."""
+        if name == "actor" and self.init_actor is not None and (w := self.init_reg_weight()) > 0:
+            reg = self.init_reg_term()
+            loss = loss + w * reg
+            self._init_reg.append(reg.detach())
         opt = self.optimizers[name]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+
+    # -- interventions of warm-started phases (README "The regime test: trust π0 or the data?") --
+    def init_reg_weight(self) -> float:
+        """regularize_to_init, decayed linearly to 0 over regularize_to_init_steps env steps (None: constant)."""
+        c = self.config
+        return decayed(float(getattr(c, "regularize_to_init", 0.0)), self.env_steps, getattr(c, "regularize_to_init_steps", None))
+
+    def init_reg_term(self) -> torch.Tensor:
+        """E_s ‖μ(s) − μ0(s)‖² in [-1, 1] action units over the running minibatch's states; μ is the
+        actor's deterministic (mean) action, μ0 the frozen warm-start actor's."""
+        batch = self.batch
+        if not isinstance(batch, dict) or "obs" not in batch:
+            raise RuntimeError("regularize_to_init needs the states of the actor's minibatch; this update step has none")
+        obs_n = self.m.normalizer(batch["obs"])
+        actor = self.m.actor
+        with torch.no_grad():
+            mu0 = self.init_actor.to_unit(self.init_actor(obs_n))
+        return (actor.to_unit(actor(obs_n)) - mu0).pow(2).sum(-1).mean()
+
+    def on_warm_start(self) -> dict[str, Any]:
+        """After the warm start's weights are in: freeze μ0 for `regularize_to_init`, then `reset`
+        the networks asked for. Returns what it did, for the results."""
+        c, m = self.config, self.m
+        out: dict[str, Any] = {}
+        if getattr(c, "regularize_to_init", 0.0) > 0:
+            actor = getattr(m, "actor", None)
+            if not (isinstance(actor, nn.Module) and hasattr(actor, "to_unit")):
+                raise ValueError("regularize_to_init pulls the actor's deterministic (mean) action towards π0's, and this module's actor "
+                                 "has no such head; remove regularize_to_init")
+            self.init_actor = copy.deepcopy(actor).requires_grad_(False)
+        if getattr(c, "reset", None):
+            out["reset"] = self.reset_networks(list(c.reset))
+        return out
+
+    def reset_groups(self, which: list[str]) -> list[str]:
+        """Module attributes that `reset: which` re-initialises: `actor` → the actor (and its
+        target); `critics` → every other declared network (Q ensembles, V) and their targets."""
+        roles = self.m.declared_roles() if hasattr(self.m, "declared_roles") else []
+        attrs = []
+        for r in roles:
+            base = r.role.removesuffix("_target")
+            if ("actor" in which and base == "actor") or ("critics" in which and base != "actor"):
+                attrs.append(r.attr)
+        return attrs
+
+    def reset_networks(self, which: list[str]) -> list[str]:
+        """Load the networks' seeded initial weights back and forget their optimisers' state."""
+        if self.fresh_state is None:
+            raise RuntimeError("reset needs the module's initial weights, kept only when `reset` is set when the learner is built")
+        attrs = self.reset_groups(which)
+        params: set[int] = set()
+        with torch.no_grad():
+            for attr in attrs:
+                net = self.m.get_submodule(attr)
+                prefix = f"{attr}."
+                net.load_state_dict({k[len(prefix):]: v for k, v in self.fresh_state.items() if k.startswith(prefix)})
+                params |= {id(p) for p in net.parameters()}
+        for opt in self.optimizers.values():
+            for group in opt.param_groups:
+                for p in group["params"]:
+                    if id(p) in params:
+                        opt.state.pop(p, None)
+        return attrs
 
     def normalised(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         norm = self.m.normalizer
@@ -93,13 +174,22 @@ class Updates:
         sums: dict[str, torch.Tensor] = {}
         counts: dict[str, int] = {}
         for batch in self.batches(step, num_updates, self.config.train_batch_size_per_learner):
-            for k, v in fn(batch, **params).items():
+            self.batch = batch
+            metrics = fn(batch, **params)
+            if self._init_reg:
+                metrics = {**metrics, "init_reg": torch.stack(self._init_reg).mean()}
+                self._init_reg.clear()
+            for k, v in metrics.items():
                 sums[k] = sums[k] + v if k in sums else v.clone()
                 counts[k] = counts.get(k, 0) + 1
+        self.batch = None
         if not sums:
             return {}
         values = torch.stack([sums[k] / counts[k] for k in sums]).tolist()  # one host sync
-        return dict(zip(sums, values))
+        out = dict(zip(sums, values))
+        if self.init_actor is not None:
+            out["init_reg_weight"] = self.init_reg_weight()
+        return out
 
 
 def load_dataset_arrays(config: Any, fields: tuple[str, ...], rtg_rule: Callable[..., np.ndarray] | None = None) -> dict[str, np.ndarray]:
@@ -139,9 +229,9 @@ def build_sampler(config: Any, obs_dim: int, act_dim: int, fields: tuple[str, ..
         arrays = prepare(arrays)
     if config.normalize_obs and normalizer is not None:
         normalizer.set_stats(arrays["obs"].mean(0), arrays["obs"].std(0) + 1e-3)
-    mode = "offline" if paradigm == "offline" else (config.replay or config.settings.default_hybrid_replay)
+    mode, ratio = ("offline", config.offline_ratio) if paradigm == "offline" else replay_mode(config)
     return Sampler(mode, obs_dim, act_dim, config.buffer_size, device, seed, dataset=arrays, extra=fields,
-                   offline_ratio=config.offline_ratio, balanced_temperature=getattr(config, "balanced_temperature", 5.0))
+                   offline_ratio=ratio, balanced_temperature=getattr(config, "balanced_temperature", 5.0))
 
 
 class DataLearner(TorchLearner):
@@ -174,8 +264,14 @@ class DataLearner(TorchLearner):
         raise NotImplementedError("mprl learners train through run_updates(); RLlib's update() path is not used.")
 
     # -- called by the algorithm (one Ray call per fragment or iteration) --------------------
-    def run_updates(self, num_updates: int, step: str = "update", **params: Any) -> dict[str, float]:
+    def run_updates(self, num_updates: int, step: str = "update", env_steps: int | None = None, **params: Any) -> dict[str, float]:
+        """`env_steps`: the phase's env steps so far, for the decays of online regularisers."""
+        if env_steps is not None:
+            self.updates.env_steps = env_steps
         return self.updates.run(num_updates, step, **params)
+
+    def on_warm_start(self) -> dict[str, Any]:
+        return self.updates.on_warm_start()
 
     def add_transitions(self, transitions: dict[str, np.ndarray]) -> None:
         if "source" in self.updates.REPLAY_FIELDS:

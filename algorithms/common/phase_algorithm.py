@@ -89,11 +89,13 @@ class PhaseAlgorithmMixin:
         self.last_eval: dict[str, float] = {}
         self.initial_eval: dict[str, float] = {}
         self.transfer_report: dict[str, Any] | None = None
+        self.warm_start_interventions: dict[str, Any] = {}
         self.reference_scores = self.config.reference_scores or self.lookup_reference_scores()
         if self.config.init_checkpoint:
             self.warm_start(read_module_state(self.config.init_checkpoint))
             if self.config.eval_episodes:
                 self.initial_eval = self.evaluate_current_policy()
+            self.apply_warm_start_interventions()
 
     def warm_start(self, state: dict[str, Any]) -> None:
         """Carry a source module's weights into every learner by role (mprl.transfer), then to the env runners.
@@ -112,6 +114,14 @@ class PhaseAlgorithmMixin:
         if not self.transfer_report["possible"]:
             raise TransferError.from_report(self.transfer_report)
         self.sync_env_runners()
+
+    def apply_warm_start_interventions(self) -> None:
+        """The interventions that act on the warm-started networks (freeze μ0 for
+        `regularize_to_init`, `reset`), after π0's evaluation: `initial_evaluation_*` is π0's."""
+        hooks = self.learner_group.foreach_learner(lambda learner: learner.on_warm_start() if hasattr(learner, "on_warm_start") else {})
+        self.warm_start_interventions = next(iter(hooks)).get()
+        if self.warm_start_interventions.get("reset"):
+            self.sync_env_runners()
 
     def sync_env_runners(self) -> None:
         self.env_runner_group.sync_weights(from_worker_or_learner_group=self.learner_group, inference_only=True)

@@ -78,7 +78,7 @@ class TensorReplay:
             arrays = {k: np.asarray(v)[n - self.capacity :] for k, v in arrays.items()}
             self.pos = (self.pos + n - self.capacity) % self.capacity
             n = self.capacity
-        idx = ((torch.arange(n) + self.pos) % self.capacity).to(self.device)
+        idx = (torch.arange(n, device=self.device) + self.pos) % self.capacity  # made on the device: no extra copy
         for k in self.fields:
             if k in arrays:
                 self.data[k][idx] = torch.as_tensor(np.asarray(arrays[k], dtype=np.float32), device=self.device)

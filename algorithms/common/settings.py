@@ -15,11 +15,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal, Optional, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, conint, conlist, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, conint, conlist, field_validator, model_validator
 
 ONLINE = {"paradigms": ("online", "hybrid")}
 HYBRID = {"paradigms": ("hybrid",)}
 OFFLINE = {"paradigms": ("offline",)}
+#: the D-centric replay settings: an online phase has no dataset to replay
+REPLAY_OF_D = {"paradigms": ("hybrid",), "fix": "it replays the dataset while fine-tuning, and only a hybrid phase has both: make it "
+               "a hybrid phase (`paradigm: hybrid` with `dataset: ID`) or remove it"}
+
+#: `offline_replay` → the sampler mode (`replay`) it stands for
+OFFLINE_REPLAY_MODES = {"none": "online", "symmetric": "mixed", "balanced": "balanced"}
+#: the interventions that act on the warm-started π0 and its networks (they need `init_from`)
+WARM_START_INTERVENTIONS = ("warmup_steps", "regularize_to_init", "reset")
+INTERVENTIONS = ("offline_replay", "offline_replay_ratio", *WARM_START_INTERVENTIONS, "regularize_to_init_steps")
 
 Hidden = conlist(conint(ge=1), min_length=1)
 
@@ -47,7 +56,8 @@ class Settings(BaseModel):
             elif key in cls.unused_settings and values[key] != cls.model_fields[key].default:
                 out.append((key, f"{key!r} is not used by this algorithm: remove it", values[key]))
             elif paradigm is not None and (ps := cls.paradigms_of(key)) and paradigm not in ps:
-                out.append((key, f"{key!r} only applies to {' and '.join(ps)} phases; this phase is {paradigm}: remove it", values[key]))
+                fix = (cls.model_fields[key].json_schema_extra or {}).get("fix", "remove it")
+                out.append((key, f"{key!r} only applies to {' and '.join(ps)} phases; this phase is {paradigm}: {fix}", values[key]))
         try:
             cls.model_validate(known)
         except ValidationError as exc:
@@ -131,6 +141,23 @@ class OffPolicySettings(Settings):
     env_steps_per_iteration: int = Field(1000, ge=1, description="env steps per training iteration (set by evaluation.interval)", json_schema_extra=ONLINE)
     updates_per_iteration: int = Field(1000, ge=1, description="gradient updates per training iteration of an offline phase (set by evaluation.interval)", json_schema_extra=OFFLINE)
 
+    # -- the interventions of offline-to-online fine-tuning (Li, Ni, Sun & Bacon; README "The regime test")
+    offline_replay: Literal["none", "symmetric", "balanced"] | None = Field(
+        None, description="D-centric replay of the dataset while fine-tuning: none (online rows only), symmetric (offline_replay_ratio "
+        "of each batch from the dataset, RLPD's 50/50), balanced (density-ratio priorities); null: the algorithm's `replay`",
+        json_schema_extra=REPLAY_OF_D)
+    offline_replay_ratio: float = Field(0.5, gt=0.0, lt=1.0, description="fraction of each batch from the dataset with offline_replay: symmetric",
+                                        json_schema_extra=REPLAY_OF_D)
+    warmup_steps: int = Field(0, ge=0, description="π0-centric warm-up (WSRL): the first N env steps of a warm-started phase are collected by "
+                              "the frozen π0 (its own actions) into the online replay, with no update; they count in the budget", json_schema_extra=ONLINE)
+    regularize_to_init: float = Field(0.0, ge=0.0, description="π0-centric: weight w of w·E‖μ(s) − μ0(s)‖² (unit actions) added to the actor loss, "
+                                      "μ0 the frozen warm-start actor", json_schema_extra=ONLINE)
+    regularize_to_init_steps: int | None = Field(None, ge=1, description="env steps over which regularize_to_init decays linearly to 0 (null: constant)",
+                                                    json_schema_extra=ONLINE)
+    reset: conlist(Literal["actor", "critics"], max_length=2) = Field(
+        [], description="D-centric: after the warm start, re-initialise these networks (targets and optimiser state too) with the trial's "
+        "seed: actor, critics (every value network)", json_schema_extra=ONLINE)
+
     @field_validator("replay")
     @classmethod
     def _replay_supported(cls, replay: Optional[str]) -> Optional[str]:
@@ -138,11 +165,91 @@ class OffPolicySettings(Settings):
             raise ValueError(f"replay {replay!r} is not available for this algorithm; use one of {', '.join(cls.hybrid_replays)}")
         return replay
 
+    @field_validator("offline_replay")
+    @classmethod
+    def _offline_replay_supported(cls, value: str | None) -> str | None:
+        if value is not None and OFFLINE_REPLAY_MODES[value] not in cls.hybrid_replays:
+            raise ValueError(f"offline_replay {value!r} needs a density-ratio network that this algorithm does not train; "
+                             f"the algorithms with balanced replay are: {', '.join(balanced_replay_algorithms())}; or use none or symmetric")
+        return value
+
+    @field_validator("reset")
+    @classmethod
+    def _reset_once(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"reset lists a network twice ({value}); write [actor], [critics] or [actor, critics]")
+        return value
+
+    @model_validator(mode="after")
+    def _interventions_agree(self) -> OffPolicySettings:
+        """`offline_replay` is the regime vocabulary for `replay` / `offline_ratio`: both may be written only if they agree."""
+        if self.offline_replay is not None:
+            mode = OFFLINE_REPLAY_MODES[self.offline_replay]
+            if self.replay is not None and self.replay != mode:
+                raise ValueError(f"replay: {self.replay} and offline_replay: {self.offline_replay} disagree (offline_replay {self.offline_replay} "
+                                 f"is replay {mode}); write only one of them")
+            default_ratio = type(self).model_fields["offline_ratio"].default
+            if (mode == "mixed" and self.offline_ratio != default_ratio and self.offline_ratio != self.offline_replay_ratio):
+                raise ValueError(f"offline_ratio {self.offline_ratio} and offline_replay_ratio {self.offline_replay_ratio} disagree; "
+                                 "with offline_replay: symmetric write only offline_replay_ratio")
+        if self.regularize_to_init_steps is not None and self.regularize_to_init == 0:
+            raise ValueError(f"regularize_to_init_steps={self.regularize_to_init_steps} decays regularize_to_init, which is 0 (off); "
+                             "set regularize_to_init > 0 or remove regularize_to_init_steps")
+        if self.warmup_steps and "actor" in self.reset:
+            raise ValueError("warmup_steps collects with the warm-started π0, but reset: [actor] replaces it before the first step; "
+                             "drop one of them (reset: [critics] keeps π0)")
+        return self
+
+    def intervention_problems(self, paradigm: str, warm_start: bool) -> list[tuple[str, str]]:
+        """The π0-centric interventions and `reset` act on the warm-started networks: refused without a warm start."""
+        if paradigm == "offline" or warm_start:
+            return []
+        on = [k for k in WARM_START_INTERVENTIONS if getattr(self, k)]
+        return [(k, (f"{k!r} acts on the warm-started networks (π0 and its critics), but this phase starts from fresh ones: add `init_from:` "
+                     "(the phase or checkpoint to fine-tune) or remove it")) for k in on]
+
     def phase_problems(self, paradigm: str, budget_unit: str, budget: int, warm_start: bool) -> list[tuple[str, str]]:
+        out = self.intervention_problems(paradigm, warm_start)
         if paradigm != "offline" and not warm_start and self.learning_starts >= budget:
-            return [("learning_starts", f"learning_starts={self.learning_starts} is not below the budget of {budget:,} env steps: "
-                     "the phase would make no gradient update; lower learning_starts or raise the budget")]
-        return []
+            out.append(("learning_starts", f"learning_starts={self.learning_starts} is not below the budget of {budget:,} env steps: "
+                        "the phase would make no gradient update; lower learning_starts or raise the budget"))
+        if paradigm != "offline" and warm_start and self.warmup_steps >= budget:
+            out.append(("warmup_steps", (f"warmup_steps={self.warmup_steps:,} is not below the budget of {budget:,} env steps: "
+                                         "the phase would make no gradient update; lower warmup_steps or raise the budget")))
+        return out
 
     def hybrid_replay(self) -> str:
-        return self.replay or self.default_hybrid_replay
+        return replay_mode(self)[0]
+
+
+def intervention_values(config: Any) -> dict[str, Any]:
+    """The interventions `config` turns on (non-default values of the settings above)."""
+    fields = OffPolicySettings.model_fields
+    return {k: getattr(config, k) for k in INTERVENTIONS if getattr(config, k, fields[k].default) != fields[k].default}
+
+
+def replay_mode(config: Any) -> tuple[str, float]:
+    """(sampler mode, dataset fraction) of a hybrid phase: `offline_replay` if set (none → online,
+    symmetric → mixed at offline_replay_ratio, balanced), else `replay` / `offline_ratio`, else the
+    algorithm's default. `config`: a settings model or an algorithm config."""
+    settings = config if isinstance(config, OffPolicySettings) else config.settings
+    chosen = getattr(config, "offline_replay", None)
+    if chosen is not None:
+        mode = OFFLINE_REPLAY_MODES[chosen]
+        return mode, (config.offline_replay_ratio if mode == "mixed" else config.offline_ratio)
+    return getattr(config, "replay", None) or settings.default_hybrid_replay, config.offline_ratio
+
+
+def balanced_replay_algorithms() -> list[str]:
+    """The registered algorithms whose hybrid phases can use balanced replay (they train a density-ratio network)."""
+    from algorithms.registry import discover
+
+    out = []
+    for name, info in discover().items():
+        try:
+            settings = getattr(info.config_class(), "settings", None)
+        except (ImportError, AttributeError):  # a broken package is reported where it is used
+            continue
+        if isinstance(settings, type) and issubclass(settings, OffPolicySettings) and "balanced" in settings.hybrid_replays:
+            out.append(name)
+    return out

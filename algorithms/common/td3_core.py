@@ -9,7 +9,7 @@ and TD3+BC's actor loss −λ Q_1(s, π(s)) + (π(s) − a)² with λ = α / mea
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +31,7 @@ class TD3Hparams:
     noise_clip: float = 0.5  # c, same units
     policy_delay: int = 2
     alpha: float | None = None
+    bc_weight: float = 1.0  # TD3+BC: weight of the BC term (decayed online by `bc_cool`)
 
 
 def build_td3_networks(owner: nn.Module, obs_dim: int, low: np.ndarray, high: np.ndarray, hidden: Sequence[int]) -> None:
@@ -98,11 +99,12 @@ def td3_actor_loss(nets: nn.Module, obs_n: torch.Tensor) -> torch.Tensor:
     return -nets.critics.q1(obs_n, nets.actor(obs_n)).mean()
 
 
-def td3_bc_actor_loss(nets: nn.Module, obs_n: torch.Tensor, actions: torch.Tensor, alpha: float) -> torch.Tensor:
+def td3_bc_actor_loss(nets: nn.Module, obs_n: torch.Tensor, actions: torch.Tensor, alpha: float, bc_weight: float = 1.0) -> torch.Tensor:
     pi = nets.actor(obs_n)
     q = nets.critics.q1(obs_n, pi)
     lmbda = alpha / q.abs().mean().detach()
-    return -lmbda * q.mean() + F.mse_loss(pi, actions)
+    bc = F.mse_loss(pi, actions) if bc_weight else torch.zeros((), device=pi.device)
+    return -lmbda * q.mean() + bc_weight * bc
 
 
 class TD3Updater:
@@ -112,18 +114,28 @@ class TD3Updater:
     runs once per `update()` call, which would be wrong with many updates per call).
     """
 
-    def __init__(self, nets: nn.Module, actor_opt: torch.optim.Optimizer, critic_opt: torch.optim.Optimizer, hp: TD3Hparams) -> None:
+    def __init__(self, nets: nn.Module, actor_opt: torch.optim.Optimizer, critic_opt: torch.optim.Optimizer, hp: TD3Hparams,
+                 step: Callable[[str, torch.Tensor], None] | None = None) -> None:
         self.nets = nets
         self.actor_opt = actor_opt
         self.critic_opt = critic_opt
         self.hp = hp
+        #: `Updates.step` when run by an mprl learner (so the base sees the actor loss, e.g. for
+        #: regularize_to_init); otherwise zero_grad → backward → step here
+        self.step = step or self._step
         self.num_updates = 0
         self.soft_update = SoftUpdater([(nets.actor_target, nets.actor), (nets.critics_target, nets.critics)], hp.tau)
+
+    def _step(self, name: str, loss: torch.Tensor) -> None:
+        opt = self.actor_opt if name == "actor" else self.critic_opt
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
 
     def actor_loss(self, obs_n: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         if self.hp.alpha is None:
             return td3_actor_loss(self.nets, obs_n)
-        return td3_bc_actor_loss(self.nets, obs_n, actions, self.hp.alpha)
+        return td3_bc_actor_loss(self.nets, obs_n, actions, self.hp.alpha, self.hp.bc_weight)
 
     def update(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Returns (critic loss, actor loss or None) as detached tensors; no host sync here."""
@@ -132,9 +144,7 @@ class TD3Updater:
         next_obs_n = nets.normalizer(batch["next_obs"])
         y = td3_target(nets, next_obs_n, batch["rewards"], batch["terminals"], self.hp)
         loss_q = critic_loss(nets, obs_n, batch["actions"], y)
-        self.critic_opt.zero_grad(set_to_none=True)
-        loss_q.backward()
-        self.critic_opt.step()
+        self.step("critic", loss_q)
 
         loss_pi = None
         self.num_updates += 1
@@ -142,9 +152,7 @@ class TD3Updater:
             # Freeze the critics so the actor's backward pass does not compute their grads.
             nets.critics.requires_grad_(False)
             loss_pi = self.actor_loss(obs_n, batch["actions"])
-            self.actor_opt.zero_grad(set_to_none=True)
-            loss_pi.backward()
-            self.actor_opt.step()
+            self.step("actor", loss_pi)
             nets.critics.requires_grad_(True)
             self.soft_update()
             loss_pi = loss_pi.detach()

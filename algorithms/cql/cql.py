@@ -9,7 +9,8 @@ entropy −|A|) plus, in each critic's loss, the conservative term
 over N = cql_n_actions uniform actions (μ = 0.5^|A|), N actions of π(·|s) and N of π(·|s′)
 (μ = π, all scored at s). The Lagrange variant replaces α_cql by α′·α_cql with the penalty
 (diff − cql_target_action_gap), α′ = clamp(exp(log α′), 0, 1e6) trained by gradient ascent.
-Online and hybrid phases continue with `cql_alpha_online` on one shared buffer.
+Online and hybrid phases continue with `cql_alpha_online` on one shared buffer, constant or
+decayed over the phase's env steps (`cql_alpha_cool`, as SPOT's λ cooling).
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ class CQLSettings(SACSettings):
     bc_steps: int = Field(0, ge=0, description="first updates with a BC actor loss α·log π − log π(a_data|s)")
     cql_alpha: float = Field(10.0, ge=0.0, description="α_cql, the weight of the conservative term (CORL: 10 MuJoCo, 5 AntMaze)", json_schema_extra=OFFLINE)
     cql_alpha_online: float = Field(10.0, ge=0.0, description="α_cql of online and hybrid phases (CORL finetune/cql.py)", json_schema_extra=ONLINE)
+    cql_alpha_cool: bool = Field(False, description="decay α_cql online: α_t = cql_alpha_online·max(cql_alpha_end, 1 − t/T) (off: constant, CORL)", json_schema_extra=ONLINE)
+    cql_alpha_end: float = Field(0.0, ge=0.0, le=1.0, description="the floor of the decay, a fraction of cql_alpha_online (0: the SAC backbone after T)", json_schema_extra=ONLINE)
+    cql_alpha_cool_steps: int | None = Field(None, ge=1, description="T of the decay in env steps (None: the phase's env-step budget)", json_schema_extra=ONLINE)
     cql_n_actions: int = Field(10, ge=1, description="N, actions sampled per state for each logsumexp candidate set (and the max backup)")
     cql_importance_sample: bool = Field(True, description="importance-weighted logsumexp (subtract log μ of each candidate); otherwise plain, with Q(s, a_data) as a candidate")
     cql_temp: float = Field(1.0, gt=0.0, description="T of the logsumexp")

@@ -18,6 +18,7 @@ from torch import nn
 
 from algorithms.common.learner import Updates
 from algorithms.common.networks import CriticEnsemble, GaussianActor
+from algorithms.common.schedules import decayed
 from algorithms.common.targets import SoftUpdater
 from algorithms.common.td3_core import td_loss
 from algorithms.sac.sac_learner import default_target_entropy, min_q, sac_actor_loss, sac_target, temperature_loss
@@ -103,7 +104,24 @@ class CQLUpdates(Updates):
         c = self.config
         self.soft_update = SoftUpdater([(self.m.critics_target, self.m.critics)], c.tau)
         self.target_entropy = default_target_entropy(self.m.act_dim) if c.target_entropy is None else float(c.target_entropy)
-        self.cql_alpha = c.cql_alpha if c.paradigm == "offline" else c.cql_alpha_online
+        self.cql_alpha = self.current_cql_alpha()
+
+    def current_cql_alpha(self) -> float:
+        """α_cql offline; online cql_alpha_online, decayed over env steps with cql_alpha_cool."""
+        c = self.config
+        if c.paradigm == "offline":
+            return c.cql_alpha
+        if not getattr(c, "cql_alpha_cool", False):
+            return c.cql_alpha_online
+        horizon = c.cql_alpha_cool_steps or getattr(c, "budget_env_steps", None) or 1_000_000
+        return decayed(c.cql_alpha_online, self.env_steps, horizon, c.cql_alpha_end)
+
+    def run(self, num_updates: int, step: str = "update", **params: Any) -> dict[str, float]:
+        self.cql_alpha = self.current_cql_alpha()
+        out = super().run(num_updates, step, **params)
+        if out and self.config.paradigm != "offline":
+            out["cql_alpha"] = self.cql_alpha
+        return out
 
     def policy_action_q(self, q_pi: torch.Tensor, q_pi_next: torch.Tensor, b: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """The policy-action Q-values that enter the logsumexp, and metrics: as they are (Cal-QL bounds them)."""

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from algorithms.common.learner import Updates
+from algorithms.common.schedules import decayed
 from algorithms.common.targets import SoftUpdater
 from algorithms.common.td3_core import TD3Hparams, critic_loss, td3_target
 
@@ -38,7 +39,7 @@ def spot_actor_loss(actor: nn.Module, critics: nn.Module, vae: nn.Module, obs_n:
 
 def cooled_lambda(lambd: float, lambd_end: float, t: float, horizon: float) -> float:
     """λ_t = λ · max(λ_end, 1 − t / T): the support constraint loosens as online data comes in."""
-    return lambd * max(lambd_end, 1.0 - t / horizon) if horizon > 0 else lambd * lambd_end
+    return decayed(lambd, t, horizon, lambd_end)
 
 
 class SPOTUpdates(Updates):

@@ -22,7 +22,7 @@ class TD3Updates(Updates):
         return TD3Hparams(gamma=c.gamma, tau=c.tau, policy_noise=c.policy_noise, noise_clip=c.noise_clip, policy_delay=c.policy_delay)
 
     def setup(self) -> None:
-        self.updater = TD3Updater(self.m, self.optimizers["actor"], self.optimizers["critic"], self.hparams())
+        self.updater = TD3Updater(self.m, self.optimizers["actor"], self.optimizers["critic"], self.hparams(), step=self.step)
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         loss_q, loss_pi = self.updater.update(batch)

@@ -3,9 +3,13 @@
 How a build works
 - `random`: uniform actions (`action_space.sample()`, seeded), `size` transitions.
 - `medium` / `medium-replay` / `expert`: a `mprl.benchmarks.plain.PlainTD3` agent trains online for
-  `budget` env steps, evaluated every `max(budget // 20, 1000)` steps. `expert` is the final
-  agent; `medium` the earliest evaluated snapshot whose normalised score reaches 1/3 of the
-  final agent's; `medium-replay` every transition the agent saw up to that snapshot.
+  `budget` env steps, evaluated every `max(budget // 20, 1000)` steps. `expert` is the best
+  evaluated snapshot (not the last: an agent may peak and fall); `medium` the snapshot up to
+  the best whose score is closest to a target, by default 1/3 of the best's normalised score
+  (D4RL's medium ≈ a third of expert), or `target_score` / `target_return`; `medium-replay`
+  every transition the agent saw up to that snapshot. The chosen snapshot's achieved score,
+  the target and whether it was reached are printed and stored; `strict` refuses a dataset
+  whose target was not reached (see `_td3_quality`).
   `medium`/`expert` record `size` transitions of the snapshot policy with Gaussian noise
   σ = 0.1 × (high − low) / 2, clipped to the action bounds.
 - Episodes are written with `minari.create_dataset_from_buffers` (DataCollector needs jax),
@@ -34,7 +38,14 @@ from pathlib import Path
 import numpy as np
 
 import mprl
-from mprl.datasets.ids import DEFAULT_BUDGET, QUALITIES, datasets_root, default_dataset_id, minari_root, parse_dataset_id
+from mprl.datasets.ids import (
+    DEFAULT_BUDGET,
+    QUALITIES,
+    datasets_root,
+    default_dataset_id,
+    minari_root,
+    parse_dataset_id,
+)
 from mprl.datasets.store import METADATA_KEY, POLICY_FILE, save_episode_table
 from mprl.envs import make_env, normalized_score, reference_scores
 from mprl.errors import MprlError
@@ -44,6 +55,8 @@ Progress = Callable[[str], None] | None
 EXPLORATION_NOISE = 0.1  # Gaussian σ as a fraction of the half action range
 RANDOM_RETURN_EPISODES = 10
 FINAL_EVAL_EPISODES = 10
+TARGET_TOLERANCE_MIN = 5.0  # normalised points a snapshot may miss its target by …
+TARGET_TOLERANCE_FRACTION = 0.25  # … or this fraction of the target, whichever is larger
 STAGING_PREFIX = ".mprl-build-"
 
 
@@ -81,7 +94,7 @@ class _Reporter:
 
 
 class _Episode:
-    __slots__ = ("obs", "actions", "rewards", "terms", "truncs")
+    __slots__ = ("actions", "obs", "rewards", "terms", "truncs")
 
     def __init__(self, first_obs):
         self.obs, self.actions, self.rewards, self.terms, self.truncs = [first_obs], [], [], [], []
@@ -346,10 +359,54 @@ def _torch_threads(n: int):
         torch.set_num_threads(old)
 
 
+def _tolerance(target: float) -> float:
+    """How far (normalised points) a snapshot may score from its target and still count as on it."""
+    return max(TARGET_TOLERANCE_MIN, TARGET_TOLERANCE_FRACTION * abs(target))
+
+
+def resolve_target(quality: str, env_id: str, target_score: float | None, target_return: float | None) -> tuple[str, float | None]:
+    """(kind, value) of a build's target, checked before any training: kind is 'score'
+    (normalised), 'return' (raw episode return), 'default' (the quality's own rule) or 'none'."""
+    if target_score is not None and target_return is not None:
+        raise MprlError("Give --target-score or --target-return, not both.")
+    given = target_score if target_score is not None else target_return
+    if quality == "random":
+        if given is not None:
+            raise MprlError("--target-score / --target-return do not apply to random datasets (no agent is trained).")
+        return "none", None
+    if given is not None and not np.isfinite(given):
+        raise MprlError(f"The target must be a finite number (got {given}).")
+    if target_return is not None:
+        return "return", float(target_return)
+    if target_score is not None:
+        if quality == "expert" and reference_scores(env_id) is None:
+            raise MprlError(
+                f"--target-score needs reference scores, and {env_id} has no D4RL ones: its scores are normalised "
+                "against the best snapshot itself, so an expert is always 100. Give --target-return R (an episode return) instead.")
+        return "score", float(target_score)
+    return "default", None
+
+
 def _td3_quality(env_id: str, quality: str, size: int | None, budget: int, seed: int,
                  refs: tuple[float, float] | None, rand_ret: float, progress: Progress,
-                 agent_settings: dict | None = None):
-    """Train PlainTD3 online, pick the snapshot, return (buffers, policy_state, meta, ref_max)."""
+                 agent_settings: dict | None = None, target: tuple[str, float | None] = ("default", None),
+                 strict: bool = False):
+    """Train PlainTD3 online, pick the snapshot, return (buffers, policy_state, meta, ref_max).
+
+    The snapshot rule (stated in the metadata as `snapshot_rule`):
+    - the candidates are the evaluated snapshots (every `eval_every` steps), the last one
+      being the final agent with its 10-episode evaluation;
+    - the best is the candidate with the highest evaluated return (earliest on ties),
+      re-evaluated over 10 fresh episodes: its achieved return is the expert reference when
+      the env has no D4RL scores (normalised 0 = random policy, 100 = best);
+    - expert: the best; its target is D4RL's expert (normalised 100) where D4RL scores exist,
+      else only an explicit --target-return; reached when it scores ≥ target − tolerance;
+    - medium / medium-replay: the target is 1/3 of the best's normalised score (D4RL's medium
+      ≈ a third of expert), or the given one; the chosen snapshot is the candidate up to the
+      best whose evaluated score is closest to it (earliest on ties: a policy whose training
+      stopped early, as D4RL's), re-evaluated; reached when |achieved − target| ≤ tolerance.
+    The tolerance is max(5, 25% of the target) normalised points.
+    """
     from mprl.benchmarks.plain import PlainTD3
 
     env = make_env(env_id)
@@ -369,36 +426,84 @@ def _td3_quality(env_id: str, quality: str, size: int | None, budget: int, seed:
         norm = normalized_score(ret, refs=refs)
         report(step, f"  eval return {ret:.1f}" + (f" (normalised {norm:.1f})" if norm is not None else ""),
                force=True)
-        return None
 
     with _torch_threads(1):
         agent.train_online(env_id, budget, seed=seed, utd=utd, eval_every=eval_every, on_transition=log,
                            on_eval=on_eval)
         final_ret = float(agent.evaluate(env_id, episodes=FINAL_EVAL_EPISODES, seed=seed + 20_000))
-    final = {"env_step": log.n, "transitions": log.n, "return": final_ret,
+    final = {"env_step": log.n, "transitions": log.n, "return": final_ret, "achieved": final_ret,
              "state": copy.deepcopy(agent.state_dict())}
-    if progress:
-        progress(f"[{quality}] final agent: return {final_ret:.1f} over {FINAL_EVAL_EPISODES} episodes")
+    say = _say(progress)
+    say(f"[{quality}] final agent: return {final_ret:.1f} over {FINAL_EVAL_EPISODES} episodes")
 
-    norm_refs = refs if refs is not None else (rand_ret, final_ret)
-    norm = lambda r: normalized_score(r, refs=norm_refs)  # noqa: E731
-    final_norm = norm(final_ret)
-    if progress and (final_norm is None or final_norm <= 0):
-        progress(f"[{quality}] warning: the final agent (return {final_ret:.1f}) is no better than "
-                 f"the random policy ({rand_ret:.1f}); raise --budget for a meaningful dataset")
-    if quality == "expert":
-        snap = final
+    def achieved(s: dict) -> float:
+        """The snapshot's return over FINAL_EVAL_EPISODES fresh episodes (measured once)."""
+        if "achieved" not in s:
+            agent.load_state_dict(s["state"])
+            with _torch_threads(1):
+                s["achieved"] = float(agent.evaluate(env_id, episodes=FINAL_EVAL_EPISODES, seed=seed + 30_000))
+        return s["achieved"]
+
+    candidates = [s for s in snapshots if s["env_step"] != final["env_step"]] + [final]
+    best_i = max(range(len(candidates)), key=lambda i: candidates[i]["return"])  # earliest on ties
+    best = candidates[best_i]
+    best_ret = achieved(best)
+    norm_refs = refs if refs is not None else (rand_ret, best_ret)
+    norm = lambda r: normalized_score(r, refs=norm_refs)
+    f1 = lambda x: "n/a" if x is None else f"{x:.1f}"
+    best_norm = norm(best_ret)
+    say(f"[{quality}] best snapshot: env step {best['env_step']:,}, evaluated return {best['return']:.1f}, "
+        f"re-evaluated {best_ret:.1f} (normalised {f1(best_norm)})")
+    if best_norm is None or best_norm <= 0:
+        say(f"[{quality}] warning: the best agent (return {best_ret:.1f}) is no better than "
+            f"the random policy ({rand_ret:.1f}); raise --budget for a meaningful dataset")
+
+    kind, value = target
+    if kind == "return":
+        target_norm, source = norm(value), f"--target-return {value:g}"
+    elif kind == "score":
+        target_norm, source = value, f"--target-score {value:g}"
+    elif quality == "expert":
+        target_norm, source = (100.0, "D4RL's expert (normalised 100)") if refs is not None else (None, None)
     else:
-        threshold = final_norm / 3 if final_norm is not None else None
-        candidates = snapshots + [final]
-        snap = next((s for s in candidates
-                     if threshold is not None and norm(s["return"]) is not None
-                     and norm(s["return"]) >= threshold), final)
-        if progress:
-            f1 = lambda x: "n/a" if x is None else f"{x:.1f}"  # noqa: E731
-            progress(f"[{quality}] medium snapshot: env step {snap['env_step']}, return "
-                     f"{snap['return']:.1f} (normalised {f1(norm(snap['return']))}; "
-                     f"threshold {f1(threshold)} = final {f1(final_norm)} / 3)")
+        target_norm = best_norm / 3 if best_norm is not None else None
+        source = "1/3 of the best snapshot's normalised score"
+
+    if quality == "expert" or target_norm is None:
+        snap = best
+    else:
+        def dist(s: dict) -> float:
+            v = norm(s["return"])
+            return abs(v - target_norm) if v is not None else float("inf")
+        snap = min(candidates[: best_i + 1], key=dist)  # earliest on ties
+    snap_ret = achieved(snap)
+    snap_norm = norm(snap_ret)
+
+    reached = None
+    tol = None
+    if target_norm is not None and snap_norm is not None:
+        tol = _tolerance(target_norm)
+        reached = (snap_norm >= target_norm - tol) if quality == "expert" else abs(snap_norm - target_norm) <= tol
+    target_return = None
+    if target_norm is not None:
+        target_return = norm_refs[0] + target_norm / 100 * (norm_refs[1] - norm_refs[0])
+    say(f"[{quality}] chosen snapshot: env step {snap['env_step']:,}, evaluated return {snap['return']:.1f}, "
+        f"achieved {snap_ret:.1f} over {FINAL_EVAL_EPISODES} episodes (normalised {f1(snap_norm)}); "
+        + (f"target {target_norm:.1f} ({source}, return {target_return:.1f}) ± {tol:.1f}: "
+           + ("reached" if reached else "NOT reached") if target_norm is not None else "no target (no D4RL reference scores)"))
+    if reached is False:
+        if (best_norm or 0) < target_norm - tol:
+            why = (f"the best snapshot scored {f1(best_norm)} (normalised) within the budget of {budget:,} env steps, "
+                   f"below the target {target_norm:.1f}")
+            fix = "Raise --budget, or lower the target"
+        else:
+            why = (f"the chosen snapshot achieved {f1(snap_norm)} (normalised) against the target {target_norm:.1f} ± {tol:.1f}; "
+                   f"snapshots are {eval_every:,} env steps apart")
+            fix = "A larger --budget gives more snapshots around the target (evaluations every budget/20 steps)"
+        msg = f"{quality} dataset for {env_id}: target not reached: {why}. {fix}"
+        if strict:
+            raise MprlError(msg + ", or drop --strict to keep the dataset anyway. Nothing was written.")
+        say(f"[{quality}] WARNING: {msg}.", warn=True)
 
     broken = 0
     if quality == "medium-replay":
@@ -414,11 +519,19 @@ def _td3_quality(env_id: str, quality: str, size: int | None, budget: int, seed:
         "eval_every": eval_every,
         "evaluations": [[s["env_step"], s["return"]] for s in snapshots],
         "snapshot": {"env_step": snap["env_step"], "return": snap["return"],
-                     "normalized_score": norm(snap["return"]), "transitions_seen": snap["transitions"]},
-        "final": {"env_step": final["env_step"], "return": final_ret, "normalized_score": final_norm},
-        "expert_return": final_ret,
-        "medium_rule": "earliest evaluated snapshot with normalised score >= final / 3",
-        "normalised_with": "d4rl" if refs is not None else "measured random return and final agent return",
+                     "normalized_score": norm(snap["return"]), "transitions_seen": snap["transitions"],
+                     "achieved_return": snap_ret, "achieved_normalized_score": snap_norm},
+        "best": {"env_step": best["env_step"], "return": best["return"], "achieved_return": best_ret,
+                 "achieved_normalized_score": best_norm},
+        "final": {"env_step": final["env_step"], "return": final_ret, "normalized_score": norm(final_ret)},
+        "target": {"normalized_score": target_norm, "return": target_return, "source": source,
+                   "tolerance": tol, "reached": reached, "strict": bool(strict)},
+        "expert_return": best_ret,
+        "snapshot_rule": ("expert: the best evaluated snapshot" if quality == "expert" else
+                          "the evaluated snapshot up to the best whose score is closest to the target "
+                          "(default 1/3 of the best's normalised score)"),
+        "achieved_episodes": FINAL_EVAL_EPISODES,
+        "normalised_with": "d4rl" if refs is not None else "measured random return and best snapshot's return",
         "agent": "mprl.benchmarks.plain.PlainTD3",
         "agent_settings": {**(agent_settings or {}), "utd": utd},
     }
@@ -428,7 +541,17 @@ def _td3_quality(env_id: str, quality: str, size: int | None, budget: int, seed:
     else:
         meta["exploration"] = "the training agent's own (TD3 exploration noise, initial random steps)"
         meta["episode_discontinuities"] = broken
-    return buffers, snap["state"], meta, final_ret
+    return buffers, snap["state"], meta, best_ret
+
+
+def _say(progress: Progress) -> Callable[..., None]:
+    """A line through `progress`; a warning without one goes to Python's warnings instead."""
+    def say(line: str, warn: bool = False) -> None:
+        if progress is not None:
+            progress(line)
+        elif warn:
+            warnings.warn(line, UserWarning, stacklevel=3)
+    return say
 
 
 def build_dataset(
@@ -443,6 +566,9 @@ def build_dataset(
     progress: Progress = print,
     data_format: str = "hdf5",
     agent: dict | None = None,
+    target_score: float | None = None,
+    target_return: float | None = None,
+    strict: bool = False,
 ) -> str:
     """Build a Minari dataset in the local Minari folder and return its id.
 
@@ -452,6 +578,10 @@ def build_dataset(
     `size` transitions for random/medium/expert (ignored for medium-replay, whose size is
     the number of transitions the agent saw up to the medium snapshot). `budget`: env steps of
     online TD3 training for medium/medium-replay/expert (default DEFAULT_BUDGET).
+
+    `target_score` (normalised: D4RL's scale where the env has D4RL scores, else 0 = random,
+    100 = the best snapshot) or `target_return` (an episode return) replaces the quality's
+    default target; `strict` raises MprlError, writing nothing, when the target is not reached.
     """
     import torch
 
@@ -471,6 +601,7 @@ def build_dataset(
         budget = DEFAULT_BUDGET if budget is None else int(budget)
         if budget < 1:
             raise MprlError(f"--budget must be a positive number of env steps (got {budget}).")
+    target = resolve_target(quality, env_id, target_score, target_return)
     if data_format not in ("hdf5", "arrow", "parquet"):
         raise MprlError(f"Unknown data format '{data_format}': hdf5, arrow or parquet.")
     dataset_id = dataset_id or default_dataset_id(env_id, quality)
@@ -504,7 +635,7 @@ def build_dataset(
             meta["exploration"] = "uniform random actions (action_space.sample(), seeded)"
         else:
             buffers, policy_state, meta, ref_max = _td3_quality(
-                env_id, quality, size, budget, seed, refs, rand_ret, progress, agent)
+                env_id, quality, size, budget, seed, refs, rand_ret, progress, agent, target, strict)
 
         if refs is not None:
             ref_min, ref_max, ref_source = refs[0], refs[1], "d4rl"
@@ -557,7 +688,7 @@ def build_dataset(
 
 def _table_from_buffers(buffers: list) -> dict[str, np.ndarray]:
     """The transitions cache (see `store.episode_table`) straight from the episode buffers."""
-    f32 = lambda key: np.concatenate([np.asarray(getattr(b, key)).reshape(len(getattr(b, key)), -1)  # noqa: E731
+    f32 = lambda key: np.concatenate([np.asarray(getattr(b, key)).reshape(len(getattr(b, key)), -1)
                                       for b in buffers]).astype(np.float32)
     return {
         "observations": f32("observations"),

@@ -37,6 +37,14 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> None:
                    help="hidden sizes of the data-collecting TD3 agent (default 256,256)")
     b.add_argument("--agent-lr", type=float, default=None, help="its learning rate (default 3e-4)")
     b.add_argument("--agent-utd", type=int, default=None, help="its updates per env step (default 1)")
+    b.add_argument("--target-score", type=float, default=None, metavar="S",
+                   help="the chosen snapshot's target normalised score (D4RL's scale where the env has D4RL "
+                        "scores, else 0 = random, 100 = the best snapshot); default: medium 1/3 of the best "
+                        "snapshot's, expert D4RL's expert (100)")
+    b.add_argument("--target-return", type=float, default=None, metavar="R",
+                   help="the target as an episode return instead")
+    b.add_argument("--strict", action="store_true",
+                   help="refuse (write nothing) when the chosen snapshot misses its target within the budget")
     b.set_defaults(func=_cmd_build)
 
     ls = sub.add_parser("list", help="list the local Minari datasets")
@@ -69,7 +77,8 @@ def _cmd_build(args) -> int:
         agent["utd"] = args.agent_utd
     build_dataset(args.env_id, args.quality, size=args.size, budget=args.budget, seed=args.seed,
                   dataset_id=args.dataset_id, overwrite=args.overwrite, progress=print,
-                  data_format=args.data_format, agent=agent or None)
+                  data_format=args.data_format, agent=agent or None, target_score=args.target_score,
+                  target_return=args.target_return, strict=args.strict)
     return 0
 
 
@@ -89,6 +98,14 @@ def format_table(rows: list[list[str]], header: list[str], right: set[int] = fro
     return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
 
 
+def _target_text(t: dict) -> str:
+    if t.get("normalized_score") is None:
+        return "none (no D4RL reference scores)"
+    state = {True: "reached", False: "NOT reached", None: "-"}[t.get("reached")]
+    return (f"normalised {t['normalized_score']:.1f} ± {_num(t.get('tolerance'))} (return {_num(t.get('return'))}; "
+            f"{t.get('source')}): {state}")
+
+
 def _cmd_list(args) -> int:
     from mprl.datasets.store import list_datasets
 
@@ -101,11 +118,20 @@ def _cmd_list(args) -> int:
               "mprl datasets build Hopper-v5 --quality random --size 100000")
         return 0
     table = [[r["id"], r["env_id"] or "-", (f"from {r['source']}" if r.get("source") else r["quality"]) or "-", _num(r["steps"]), _num(r["episodes"]),
-              _num(r["ref_min_score"]), _num(r["ref_max_score"]), _num(r["size_mb"])] for r in rows]
-    print(format_table(table, ["ID", "ENV", "QUALITY", "STEPS", "EPISODES", "REF MIN", "REF MAX", "MB"],
-                       right={3, 4, 5, 6, 7}))
+              _num(r["ref_min_score"]), _num(r["ref_max_score"]), _score_text(r), _num(r["size_mb"])] for r in rows]
+    print(format_table(table, ["ID", "ENV", "QUALITY", "STEPS", "EPISODES", "REF MIN", "REF MAX", "SCORE / TARGET", "MB"],
+                       right={3, 4, 5, 6, 8}))
     print(f"\n{len(rows)} dataset(s) in {datasets_root()}")
     return 0
+
+
+def _score_text(r: dict) -> str:
+    """`36.1 / 12.0 ok`: the behaviour snapshot's achieved normalised score against its target."""
+    if r.get("snapshot_score") is None:
+        return "-"
+    if r.get("target_score") is None:
+        return f"{r['snapshot_score']:.1f}"
+    return f"{r['snapshot_score']:.1f} / {r['target_score']:.1f} {'ok' if r.get('target_reached') else 'MISSED'}"
 
 
 def _cmd_info(args) -> int:
@@ -136,12 +162,21 @@ def _cmd_info(args) -> int:
             ("requested size", _num(m.get("size"))),
             ("training budget", _num(m.get("budget"))),
             ("random policy return", _num(m.get("random_return"))),
-            ("expert (final) return", _num(m.get("expert_return"))),
+            ("expert (best) return", _num(m.get("expert_return"))),
         ]
         snap = m.get("snapshot")
         if snap:
-            lines.append(("snapshot", f"env step {snap['env_step']:,}, return {snap['return']:.1f}, "
-                                      f"normalised {_num(snap.get('normalized_score'))}"))
+            lines.append(("snapshot", (f"env step {snap['env_step']:,}, evaluated return {snap['return']:.1f}, "
+                                      f"normalised {_num(snap.get('normalized_score'))}")))
+            if "achieved_return" in snap:
+                lines.append(("achieved score", (f"return {snap['achieved_return']:.1f} over {m.get('achieved_episodes')} "
+                                                f"episodes, normalised {_num(snap.get('achieved_normalized_score'))}")))
+        best = m.get("best")
+        if best:
+            lines.append(("best snapshot", (f"env step {best['env_step']:,}, achieved return {best['achieved_return']:.1f}, "
+                                           f"normalised {_num(best.get('achieved_normalized_score'))}")))
+        if m.get("target"):
+            lines.append(("target", _target_text(m["target"])))
         lines += [
             ("behaviour", m.get("exploration")),
             ("policy checkpoint", info.get("policy_checkpoint") or "-"),

@@ -13,7 +13,12 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from mprl.datasets.ids import DEFAULT_BUDGET, build_command, datasets_root, parse_dataset_id
+from mprl.datasets.ids import (
+    DEFAULT_BUDGET,
+    build_command,
+    datasets_root,
+    parse_dataset_id,
+)
 from mprl.envs import normalized_score, reference_scores
 from mprl.errors import DatasetNotFound, MprlError
 
@@ -60,7 +65,7 @@ def _not_found(dataset_id: str) -> DatasetNotFound:
     if cmd is None or "ENV_ID" in cmd:  # a typo is likelier than a dataset still to build
         try:
             close = difflib.get_close_matches(dataset_id, local_dataset_ids(), n=3)
-        except Exception:  # listing is only a hint
+        except Exception:  # noqa: BLE001 -- listing is only a hint
             close = []
     if close:
         msg += f"\nDid you mean {', '.join(repr(c) for c in close)}?"
@@ -355,6 +360,10 @@ def list_datasets() -> list[dict]:
             "ref_max_score": meta.get("ref_max_score"),
             "size_mb": meta.get("dataset_size"),
             "built_by_mprl": bool(mp),
+            # the behaviour snapshot's achieved normalised score, its target and whether it was reached
+            "snapshot_score": (mp.get("snapshot") or {}).get("achieved_normalized_score"),
+            "target_score": (mp.get("target") or {}).get("normalized_score"),
+            "target_reached": (mp.get("target") or {}).get("reached"),
             # a run's own experience (`dataset: {from: PHASE}`): which run, phase(s) and selection
             "source": f"{mp.get('run_id')}: {mp.get('from')} ({mp.get('take')})" if mp.get("quality") == "from-phase" else None,
         })

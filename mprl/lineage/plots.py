@@ -118,8 +118,53 @@ def write_curves(store: LineageStore, out_dir: str | Path) -> dict[str, Path]:
 # ---- PNG
 
 
-def _write_png(data: dict[str, Any], panels: Sequence[tuple[dict, str, list[Series]]], path: Path) -> None:
+def readable_y(ax: Any, values: Sequence[float]) -> None:
+    """Tick labels as plain numbers (no '+3.71e1' offset that turns a 1e-4 wiggle into a cliff),
+    and a y range at least 5% of the values' magnitude (1 around 0): a flat series looks flat."""
+    ax.ticklabel_format(axis="y", useOffset=False, style="plain")
+    ys = [float(v) for v in values if np.isfinite(v)]
+    if not ys:
+        return
+    lo, hi = min(ys), max(ys)
+    need = 0.05 * max(abs(lo), abs(hi)) or 1.0
+    if hi - lo < need:
+        mid = (lo + hi) / 2
+        ax.set_ylim(mid - need / 2, mid + need / 2)
+
+
+def separate_labels(fig: Any, labels: Sequence[Any], step: float = 8.0, tries: int = 12) -> None:
+    """Move checkpoint labels above or below their star (in points, a thin leader line back to
+    it) until none overlaps another and each stays inside its axes: selected checkpoints close on
+    the curve otherwise print over each other."""
+    if len(labels) < 2:
+        return
+    from matplotlib.text import Text
+
+    renderer = fig.canvas.get_renderer()
+    from matplotlib.transforms import Bbox
+
+    extent = lambda t: Text.get_window_extent(t, renderer)  # the text alone, not its leader line
+    r = 6 * fig.dpi / 72  # a star's radius (s=110) in pixels: labels keep off every star too
+    stars = [label.axes.transData.transform(label.xy) for label in labels]
+    placed: list[Any] = [Bbox([[x - r, y - r], [x + r, y + r]]) for x, y in stars]
+    for label in sorted(labels, key=lambda t: extent(t).x0):
+        dx, dy0 = label.xyann
+        inside = label.axes.get_window_extent(renderer)
+        below = dy0 - 2 * step  # under the star, clear of it
+        for dy in [dy0, *(v for i in range(1, tries + 1) for v in (dy0 + i * step, below - (i - 1) * step))]:
+            label.xyann = (dx, dy)
+            box = extent(label)
+            if box.y0 >= inside.y0 and box.y1 <= inside.y1 and not any(box.overlaps(other) for other in placed):
+                break
+        else:
+            label.xyann = (dx, dy0)
+        placed.append(extent(label))
+
+
+def curves_figure(data: dict[str, Any], panels: Sequence[tuple[dict, str, list[Series]]]) -> Any:
+    """The PNG's matplotlib figure: one axes per panel, y axes readable, checkpoint labels apart."""
     fig = _figure(9.0, 3.6 * len(panels) + 0.4)
+    labels: list[Any] = []
     for i, (panel, metric, series) in enumerate(panels):
         ax = fig.add_subplot(len(panels), 1, i + 1)
         for s in series:
@@ -140,9 +185,12 @@ def _write_png(data: dict[str, Any], panels: Sequence[tuple[dict, str, list[Seri
                 if ck["selected"] and y is not None:
                     ax.scatter([ck["x"]], [y], marker="*", s=110, color=colour_of.get(node["node_id"], "0.2"),
                                edgecolors="black", linewidths=0.6, zorder=5)
-                    ax.annotate(ck["checkpoint_id"], (ck["x"], y), textcoords="offset points", xytext=(-5, 5), ha="right", fontsize=6)
+                    labels.append(ax.annotate(ck["checkpoint_id"], (ck["x"], y), textcoords="offset points", xytext=(-5, 5), ha="right",
+                                              fontsize=6, arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.4, "shrinkA": 0, "shrinkB": 3}))
         if series and min(float(s.x.min()) for s in series) >= 0:
             ax.set_xlim(left=0)  # a phase's axis starts at 0 (or at its ancestor's end), not at its first evaluation
+        readable_y(ax, [v for s in series for arr in (s.lo, s.hi, s.mean) for v in arr]
+                   + [y for n in panel["nodes"] for ck in n["checkpoints"] if ck["selected"] and (y := _checkpoint_y(ck, metric)) is not None])
         if not series:
             ax.text(0.5, 0.5, "no evaluated iterations yet", transform=ax.transAxes, ha="center", color="0.4")
         paradigms = sorted({n["paradigm"] for n in panel["nodes"]})
@@ -154,7 +202,12 @@ def _write_png(data: dict[str, Any], panels: Sequence[tuple[dict, str, list[Seri
             ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     fig.suptitle(f"run {data['run']['run_id']} ({data['run']['status']})", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, bbox_inches="tight")
+    separate_labels(fig, labels)
+    return fig
+
+
+def _write_png(data: dict[str, Any], panels: Sequence[tuple[dict, str, list[Series]]], path: Path) -> None:
+    curves_figure(data, panels).savefig(path, bbox_inches="tight")
 
 
 # ---- HTML (inline SVG)
@@ -192,6 +245,9 @@ def _svg_panel(panel: dict[str, Any], metric: str, series: list[Series]) -> str:
     ys += [float(_checkpoint_y(ck, metric)) for _, ck in cks]
     x0, x1 = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1.0
     y0, y1 = (min(ys), max(ys)) if ys else (0.0, 1.0)
+    need = 0.05 * max(abs(y0), abs(y1)) or 1.0  # as the PNG (readable_y): a flat series looks flat
+    if y1 - y0 < need:
+        y0, y1 = (y0 + y1 - need) / 2, (y0 + y1 + need) / 2
     pad = 0.06 * (y1 - y0 or 1.0)
     y0, y1 = y0 - pad, y1 + pad
     pw, ph = W - M["left"] - M["right"], H - M["top"] - M["bottom"]

@@ -177,7 +177,29 @@ def node_details(lin: Lineage, n: dict[str, Any]) -> list[str]:
     sel = lin.selections.get(n["phase"])
     if sel:
         lines.append(selection_line(sel))
+    lines += regime_lines(n)
     lines.append(context_line(lin, n))
+    return lines
+
+
+def regime_lines(n: dict[str, Any]) -> list[str]:
+    """The regime diagnosis at the node's start and, with `regime: auto`, what it applied:
+    `regime Superior: J(π0) 52.9 ± 2.7 vs J(π_D) 9.1 ± 0.9 (…) → pi0_centric`."""
+    if not n.get("regime_json"):
+        return []
+    r = json.loads(n["regime_json"])
+    d = r["diagnosis"]
+    j0, jd = d["j_pi0"], d["j_data"]
+    h0, hd = (j0["high"] - j0["low"]) / 2, (jd["high"] - jd["low"]) / 2
+    spent = f"{r['env_steps']:,} env steps" + (", charged" if r.get("charged") else "")
+    lines = [(f"regime {r['regime']}: J(π0) {j0['mean']:.1f} ± {h0:.1f} (n {j0['n']}) vs J(π_D) {jd['mean']:.1f} ± {hd:.1f} (n {jd['n']}), "
+              f"δ {d['margin_return']:.1f} return → {r['family']} ({r['episodes']} episodes of {r.get('checkpoint_id') or 'π0'}, {spent}; "
+              f"data {r['dataset']})")]
+    iv = r.get("intervention")
+    if iv:
+        settings = ", ".join(f"{k}={v}" for k, v in iv["applied"].items()) or "nothing"
+        kept = f"; written in the phase, kept: {', '.join(f'{k}={v}' for k, v in iv['written'].items())}" if iv["written"] else ""
+        lines.append(f"{iv['why']} · settings: {settings}{kept}")
     return lines
 
 

@@ -34,7 +34,7 @@ from mprl.storage import StorageNotFound, cache_root, download, exists, fs_path,
 from mprl.axes import AXES
 
 LINEAGE_FILE = "lineage.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: nodes.regime_json (the regime diagnosis of a warm-started phase)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -47,7 +47,7 @@ CREATE TABLE IF NOT EXISTS nodes (
     branch TEXT, parent_checkpoint_id TEXT, algorithm TEXT NOT NULL, paradigm TEXT NOT NULL,
     env TEXT NOT NULL, dataset TEXT, budget_unit TEXT NOT NULL, budget_value INTEGER NOT NULL,
     axis TEXT NOT NULL, config_hash TEXT, experiment_path TEXT, status TEXT NOT NULL, error TEXT,
-    started_at REAL, ended_at REAL, result_json TEXT);
+    started_at REAL, ended_at REAL, result_json TEXT, regime_json TEXT);
 CREATE TABLE IF NOT EXISTS trials (
     trial_id TEXT PRIMARY KEY, node_id TEXT NOT NULL, seed INTEGER, sweep_label TEXT,
     status TEXT, error TEXT, path TEXT, config_json TEXT);
@@ -165,6 +165,7 @@ class LineageStore:
             db.executescript(SCHEMA)  # IF NOT EXISTS: safe for any number of openers
             with self.transaction() as tx:
                 tx.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                _migrate(tx)
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -250,10 +251,11 @@ class LineageStore:
             db.execute("UPDATE runs SET status=?, error=?, updated_at=?", (status, error, time.time()))
 
     def upsert_node(self, node: dict[str, Any]) -> None:
-        """Insert a phase run, or update its status/result fields if it exists."""
+        """Insert a phase run, or update its status/result fields if it exists (`regime_json`: its
+        regime diagnosis, written with the node, so no node is recorded started without it)."""
         cols = ["node_id", "run_id", "phase", "ordinal", "branch", "parent_checkpoint_id", "algorithm", "paradigm", "env",
                 "dataset", "budget_unit", "budget_value", "axis", "config_hash", "experiment_path", "status", "error",
-                "started_at", "ended_at", "result_json"]
+                "started_at", "ended_at", "result_json", "regime_json"]
         row = {c: node.get(c) for c in cols}
         row["axis"] = row["axis"] or AXES[row["budget_unit"]]
         updates = ", ".join(f"{c}=COALESCE(excluded.{c}, {c})" for c in cols[1:])
@@ -423,6 +425,17 @@ class LineageStore:
         if checkpoint_id_ is None:
             return self._all("SELECT * FROM videos ORDER BY created_at")
         return self._all("SELECT * FROM videos WHERE checkpoint_id=? ORDER BY created_at", (checkpoint_id_,))
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Bring a lineage written by an older mprl to SCHEMA_VERSION, inside the opener's write
+    transaction (two openers cannot both add a column). New tables come from SCHEMA's
+    IF NOT EXISTS; new columns of existing tables are added here. Readers of an old lineage
+    (read-only: no migration) see rows without the new keys."""
+    columns = {r[1] for r in db.execute("PRAGMA table_info(nodes)")}
+    if "regime_json" not in columns:
+        db.execute("ALTER TABLE nodes ADD COLUMN regime_json TEXT")
+    db.execute("UPDATE meta SET value=? WHERE key='schema_version' AND CAST(value AS INTEGER) < ?", (str(SCHEMA_VERSION), SCHEMA_VERSION))
 
 
 def open_lineage(location: str | os.PathLike) -> LineageStore:

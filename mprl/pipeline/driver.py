@@ -21,7 +21,7 @@ from typing import Any
 from mprl.errors import DatasetNotFound, MprlError
 from mprl.lineage.writer import SCHEDULER_NAMESPACE, scheduler_actor_name
 from mprl.pipeline.phases import PhaseResult, RunResult
-from mprl.preflight import check_phase_spaces
+from mprl.preflight import check_cluster_resources, check_phase_spaces
 from mprl.storage import check_writable, dirname, is_uri, join
 
 
@@ -58,7 +58,8 @@ def ensure_dataset(phase: Any, write: Callable[[str], None], build: bool = True)
         write(f"[{phase.name}] dataset {phase.dataset_id} is not built yet: the run builds it first ({b.quality}, {b.size:,} transitions)")
         return False
     write(f"[{phase.name}] building dataset {phase.dataset_id} ({b.quality}, {b.size:,} transitions)")
-    build_dataset(phase.env, b.quality, size=b.size, budget=b.budget, seed=b.seed, dataset_id=phase.dataset_id, progress=write)
+    build_dataset(phase.env, b.quality, size=b.size, budget=b.budget, seed=b.seed, dataset_id=phase.dataset_id, progress=write,
+                  target_score=b.target_score, target_return=b.target_return, strict=b.strict)
 
 def new_run_id(name: str) -> str:
     """Unique even for two runs of one pipeline started in the same second."""
@@ -79,7 +80,9 @@ def validate_inputs(spec: Any, write: Callable[[str], None], build: bool = True)
     """Bad checkpoints and missing datasets fail before Ray starts or any folder is written
     (`build` False: a dataset the run would build is only reported, as `mprl validate` does)."""
     from algorithms.common.checkpoints import read_module_state
+    from mprl.tracking import check_tracking
 
+    check_tracking(spec)  # a tracker's missing package fails here, before anything starts
     if spec.storage_is_uri:
         check_writable(spec.storage_path)  # a missing bucket or credentials fail here, not in phase 1
     elif os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR") and not os.path.isabs(spec.storage_path):
@@ -204,6 +207,7 @@ def run_pipeline(spec: Any, write: Callable[[str], None] = print, detach: bool =
         raise MprlError("--detach needs a Ray cluster that outlives this command (set RAY_ADDRESS or ray.address); an embedded local Ray stops with it")
     validate_inputs(spec, write)
     init_ray(spec.ray.address, spec.ray.num_cpus)
+    check_cluster_resources(spec)  # a GPU the cluster lacks fails here, not as a silent wait in Tune
     run_id = new_run_id(spec.name)
     storage_path = spec.resolved_storage_path
     run_dir = join(storage_path, run_id)
@@ -241,6 +245,7 @@ def resume_run(run: str, storage_path: str | None = None, write: Callable[[str],
         return None
     validate_inputs(spec, write)
     init_ray(spec.ray.address, spec.ray.num_cpus)
+    check_cluster_resources(spec)
     actor = find_scheduler(run_id)
     if actor is not None:
         write(f"run {run_id}: its scheduler is alive; following it")

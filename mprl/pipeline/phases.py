@@ -47,7 +47,7 @@ class RunResult:
             for p in self.phases
         ]
         widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
-        line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths))  # noqa: E731
+        line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths))
         return "\n".join([line(head), line(["-" * w for w in widths]), *map(line, rows)])
 
 def _fmt(x: float | None) -> str:
@@ -56,7 +56,6 @@ def _fmt(x: float | None) -> str:
 def phase_config(phase: Any, init_checkpoint: str | None, refs: tuple[float, float] | None) -> Any:
     """The phase's RLlib AlgorithmConfig: catalogue defaults ← phase settings ← `config:` overrides."""
     from mprl.datasets import datasets_root
-
     from mprl.envs import rllib_env
 
     entry = get_algorithm(phase.algorithm)
@@ -75,6 +74,9 @@ def phase_config(phase: Any, init_checkpoint: str | None, refs: tuple[float, flo
     settings.update(phase.config)
     for key, value in settings.items():
         setattr(cfg, key, value)
+    resources = getattr(phase, "resources", None)
+    if resources is not None and resources.num_gpus_per_learner:
+        cfg.learners(num_gpus_per_learner=resources.num_gpus_per_learner)  # the learner's device (DataLearner puts its data there)
     return cfg
 
 def reference_scores_for(phase: Any) -> tuple[float, float] | None:

@@ -16,6 +16,7 @@ videos are uploaded by the tasks that render them.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -37,7 +38,9 @@ from mprl.lineage.writer import SCHEDULER_NAMESPACE, scheduler_actor_name
 from mprl.progress import PhaseProgress
 from mprl.pipeline.phases import PhaseResult, phase_config, quiet_tune, reference_scores_for
 from mprl.pipeline.reports import write_branch_report, write_sweep_report
+from mprl.preflight import check_phase_resources
 from mprl.spec import PipelineSpec, parse_pipeline, sweep_label
+from mprl.tracking import tracking_callbacks
 
 NAMESPACE = SCHEDULER_NAMESPACE
 LINEAGE_SYNC_S = float(os.environ.get("MPRL_LINEAGE_SYNC_S", 15))  # remote storage: the lineage's upload interval
@@ -343,14 +346,21 @@ class Scheduler:
         init_path = None
         if parent is not None:
             init_path = str(self.store.abs(parent["path"])) if parent.get("checkpoint_id") else parent["path"]
+        regime = self._regime(phase, node_id, parent, init_path) if parent is not None else None
         cfg = phase_config(phase, init_path, refs)
+        for key, value in ((regime or {}).get("intervention") or {}).get("applied", {}).items():
+            setattr(cfg, key, value)  # regime: auto — the family's settings (the phase's own win: not in `applied`)
+        if self.spec.ray.check_resources:  # launches that bypass the driver's check (workbench, serve)
+            check_phase_resources(phase, cfg)
         budget_value = phase.budget_value
         charged = int(parent.get("charge_env_steps") or 0) if parent else 0
-        if charged and phase.budget_unit == "env_steps":  # the validation's env steps count against this phase
+        if regime and regime["charged"]:
+            charged += regime["env_steps"]
+        if charged and phase.budget_unit == "env_steps":  # the validation's (and a charged diagnosis's) env steps count against this phase
             budget_value = phase.budget_value - charged
             if budget_value <= 0:
-                raise MprlError(f"Phase '{phase.name}': its validation spent {charged:,} env steps, all of its budget of {phase.budget_value:,}; "
-                                "raise the budget, lower init_from.episodes, or write init_from.charge: false")
+                raise MprlError(f"Phase '{phase.name}': its validation and regime diagnosis spent {charged:,} env steps, all of its budget of "
+                                f"{phase.budget_value:,}; raise the budget, lower init_from.episodes / regime.episodes, or write charge: false")
             cfg.budget_env_steps = budget_value
             self.write(f"[{node_id}] budget {phase.budget_value:,} − {charged:,} validation env steps = {budget_value:,} env steps")
         param_space = cfg.to_dict()
@@ -364,6 +374,7 @@ class Scheduler:
             "budget_value": budget_value, "axis": AXES[phase.budget_unit],
             "config_hash": config_hash({**param_space, "sweep": phase.sweep, "seeds": phase.tune.seeds}),
             "experiment_path": node_id, "status": "running", "started_at": None if resume else time.time(),
+            "regime_json": json.dumps(regime, allow_nan=False) if regime else None,
         }
         self.store.upsert_node(node)
         self._sync_lineage()
@@ -384,6 +395,58 @@ class Scheduler:
                 self.write(f"[{node_id}] reports uploaded to {storage.join(self.location, node_id)}/")
         self.store.set_node_status(node_id, "succeeded", result=result)
         self._sync_lineage()
+
+    # ---- the regime of (π0, D) at the start of a warm-started phase (mprl.regime)
+    def _regime(self, phase: Any, node_id: str, parent: dict[str, Any], init_path: str) -> dict[str, Any] | None:
+        """Diagnose the checkpoint this node starts from against its data (`regime:`; a resumed
+        node reuses its record, so its trials keep their settings) and, with `regime: auto` or a
+        family, the intervention settings its trials get. None: not diagnosed."""
+        from mprl.regime import intervention, probe
+
+        settings = phase.regime
+        if settings.mode == "off" or phase.resolved_paradigm == "offline":
+            return None
+        existing = self.store.node(node_id)
+        if existing is not None and existing.get("regime_json"):
+            self.write(f"[{node_id}] regime diagnosis recorded in an earlier attempt; kept")
+            return json.loads(existing["regime_json"])
+        dataset_id, source = phase.dataset_id, "the phase's dataset"
+        parent_node = self.store.node(parent["node_id"]) if parent.get("node_id") else None
+        if dataset_id is None and parent_node is not None and parent_node["dataset"]:
+            dataset_id, source = parent_node["dataset"], f"the dataset of {parent_node['node_id']}, which it starts from"
+        if dataset_id is None:
+            if settings.applies:  # the spec refuses this; a checkpoint's run may have lost its record
+                raise MprlError(f"Phase '{phase.name}': regime: {settings.mode} has no data to compare π0 with; give the phase a dataset")
+            self.write(f"[{node_id}] no regime diagnosis: neither the phase nor the checkpoint it starts from has a known dataset")
+            return None
+        self.write(f"[{node_id}] regime diagnosis: π0 ({parent.get('checkpoint_id') or init_path}) over {settings.episodes} episodes vs {dataset_id}")
+        try:
+            d = probe(init_path, dataset_id, env=phase.env, episodes=settings.episodes, seed=settings.seed, margin=settings.margin, alpha=settings.alpha)
+        except MprlError as e:  # e.g. a dataset of one episode: a diagnosis that only records never stops the run
+            if settings.applies:
+                raise MprlError(f"Phase '{phase.name}': regime: {settings.mode} cannot diagnose its start: {e}") from e
+            self.write(f"[{node_id}] no regime diagnosis: {e}")
+            return None
+        steps = int(d.extra["env_steps"])
+        charged = settings.charge and phase.budget_unit == "env_steps"
+        record: dict[str, Any] = {
+            "mode": settings.mode, "checkpoint_id": parent.get("checkpoint_id"), "checkpoint": init_path, "dataset": dataset_id,
+            "data_from": source, "episodes": settings.episodes, "env_steps": steps, "charged": charged,
+            "regime": d.regime, "family": d.family, "summary": d.summary(), "diagnosis": _finite(d.to_dict()),
+        }
+        self.write(f"[{node_id}] regime {d.summary()} ({steps:,} env steps{', charged to the budget' if charged else ', not charged'})")
+        if settings.applies:
+            written: dict[str, Any] = dict(phase.config)
+            points = phase.sweep if isinstance(phase.sweep, list) else [phase.sweep]
+            written.update({k: "swept" for point in points for k in point if k != "label" and k not in written})
+            chosen = intervention(settings.mode, d, phase.budget_value, written, phase.resolved_paradigm)
+            refused = phase.entry.settings.problems({**phase.config, **chosen.applied}, phase.resolved_paradigm)
+            if refused:  # the spec checks each family's settings alone; with the phase's own they must agree too
+                raise MprlError(f"Phase '{phase.name}': regime: {settings.mode} chose {chosen.summary()}, which the phase's settings refuse: "
+                                f"{refused[0][1]}. Write the family's settings yourself, or regime: diagnose")
+            record["intervention"] = _finite(chosen.to_dict())
+            self.write(f"[{node_id}] {chosen.why}; settings: {chosen.summary()}")
+        return record
 
     # ---- offline RL as an online subroutine: datasets from phases, validated choices
     def _phase_dataset(self, phase: Any, nodes_of: dict[str, list[str]]) -> None:
@@ -511,7 +574,8 @@ class Scheduler:
                 checkpoint_score_order=phase.tune.mode,
             ),
             failure_config=tune.FailureConfig(max_failures=phase.tune.max_failures),
-            callbacks=[LineageCallback(node_id, budget_key, phase.budget_value)],
+            callbacks=[LineageCallback(node_id, budget_key, phase.budget_value),
+                       *tracking_callbacks(self.spec, phase, self.run_id, self.location, self.run_dir, node_id)],
             verbose=0,
         )
 
@@ -750,6 +814,17 @@ class Scheduler:
         left = len(self.videos)
         ray.actor.exit_actor()
         return left
+
+
+def _finite(value: Any) -> Any:
+    """JSON without NaN/Infinity (a browser cannot parse them): non-finite numbers become None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _trial_id_from_path(path: str) -> str:

@@ -132,6 +132,18 @@ class DatasetBuild(_SpecModel):
         None, description="environment steps to train the behaviour agent; null = the builder's default for the quality"
     )
     seed: Seed = Field(0, description="seed of the behaviour agent and the recording")
+    target_score: Optional[float] = Field(
+        None, description="the snapshot's target normalised score (null: medium 1/3 of the best snapshot's, expert D4RL's 100)")
+    target_return: Optional[float] = Field(None, description="the target as an episode return instead")
+    strict: bool = Field(False, description="fail the build (nothing written) when the snapshot misses its target")
+
+    @classmethod
+    def _check(cls, data: Mapping) -> list[tuple[tuple, str, Any]]:
+        if data.get("target_score") is not None and data.get("target_return") is not None:
+            return [(("target_return",), "give target_score or target_return, not both", data.get("target_return"))]
+        if data.get("quality") == "random" and (data.get("target_score") is not None or data.get("target_return") is not None):
+            return [(("quality",), "a target applies to medium, medium-replay and expert builds (random trains no agent)", "random")]
+        return []
 
 
 class DatasetTake(_SpecModel):
@@ -440,6 +452,9 @@ class RayOptions(_SpecModel):
         None, description="null, 'auto', 'ray://HOST:10001' or 'HOST:6379'"
     )
     num_cpus: Optional[PositiveInt] = Field(None, description="CPUs of an embedded local Ray (null: all)")
+    check_resources: bool = Field(
+        True, description="refuse a phase whose trial asks for more GPUs or CPUs than the cluster has now "
+        "(false: the cluster autoscales and will add them)")
 
     @classmethod
     def _normalize(cls, data: Any) -> Any:
@@ -529,7 +544,100 @@ class Videos(_SpecModel):
         return _none_to_empty(data)
 
 
+def _switch(data: Any) -> Any:
+    """`true` → the integration with its defaults; `false` / empty → off."""
+    return {} if data is True else None if data is False else data
+
+
+class MLflowTracking(_SpecModel):
+    """Tune's MLflowLoggerCallback: one MLflow run per trial, tagged with mprl's lineage ids."""
+
+    yaml_shape: ClassVar[str] = "such as {tracking_uri: http://mlflow:5000, experiment_name: opt}, or true"
+
+    tracking_uri: str | None = Field(None, description="the MLflow tracking URI; default: MLFLOW_TRACKING_URI, else sqlite:///<storage_path>/mlflow.db")
+    experiment_name: str | None = Field(None, description="the MLflow experiment; default: the pipeline's name")
+    tags: dict[str, str] = Field(default_factory=dict, description="extra tags on every run (mprl's own tags are mprl.*)")
+    save_artifact: bool = Field(False, description="also upload each trial's folder (checkpoints included) as run artifacts")
+
+
+class WandbTracking(_SpecModel):
+    """Tune's WandbLoggerCallback: one W&B run per trial, its config carrying mprl's lineage ids."""
+
+    yaml_shape: ClassVar[str] = "such as {project: mprl, mode: offline}, or true"
+
+    project: str | None = Field(None, description="the W&B project; default: the pipeline's name")
+    mode: Literal["offline", "online", "disabled"] = Field(
+        "offline", description="offline: files under <run>/wandb (`wandb sync` later; no network, no key); online: needs WANDB_API_KEY or `wandb login`")
+    entity: str | None = Field(None, description="the W&B team or user (online mode)")
+    group: str | None = Field(None, description="the run group; default: the mprl run id")
+    tags: list[str] = Field(default_factory=list, description="extra tags (the run id and the phase are always tags)")
+    dir: str | None = Field(None, description="where offline runs go; default: the run folder (<run>/wandb/offline-run-…)")
+
+
+class Tracking(_SpecModel):
+    """Experiment trackers fed by Tune's own logger callbacks, each run tagged with the mprl run id,
+    phase, trial id and checkpoint ids so that a run found there leads back to mprl."""
+
+    yaml_shape: ClassVar[str] = "such as {tensorboard: true, mlflow: {experiment_name: opt}, wandb: {project: mprl}}"
+
+    tensorboard: bool = Field(True, description="TensorBoard event files in every trial folder (Tune's TBXLoggerCallback); false writes none")
+    mlflow: Annotated[MLflowTracking | None, BeforeValidator(_switch)] = Field(None, description="MLflow runs (needs mprl[tracking])")
+    wandb: Annotated[WandbTracking | None, BeforeValidator(_switch)] = Field(None, description="W&B runs (needs mprl[tracking])")
+
+    @classmethod
+    def _normalize(cls, data: Any) -> Any:
+        return _none_to_empty(data)
+
+
 ConfigOverrides = Annotated[dict[str, Any], BeforeValidator(_none_to_empty)]
+
+
+class RegimeSettings(_SpecModel):
+    """The regime diagnosis at the start of a warm-started online or hybrid phase (Li, Ni, Sun,
+    Bacon; mprl.regime): J(π0) of the checkpoint it starts from over `episodes` evaluation
+    episodes against J(π_D), the mean episode return of its data, recorded in the lineage. With
+    `auto` the phase's trials also get the recommended family's interventions; `pi0_centric` /
+    `d_centric` apply that family whatever the diagnosis says. Written as the mode alone or
+    {mode, episodes, margin, alpha, seed, charge}."""
+
+    yaml_shape: ClassVar[str] = "diagnose, off, auto, pi0_centric or d_centric, or {mode: auto, episodes: 5}"
+
+    mode: Literal["diagnose", "off", "auto", "pi0_centric", "d_centric"] = Field(
+        "diagnose", description="diagnose (record the regime; the default), off (no diagnosis, no evaluation episodes), auto (diagnose and "
+        "apply the recommended family's settings), pi0_centric or d_centric (diagnose and apply that family)")
+    episodes: int = Field(5, ge=2, description="evaluation episodes of π0 (at least 2, for a variance)")
+    margin: NonNegativeFloat = Field(0.05, description="δ of the Welch test, in normalised-score units (the paper's 0.05)")
+    alpha: float = Field(0.05, gt=0.0, lt=1.0, description="level of the one-sided Welch t-tests")
+    seed: Seed = Field(10_000, description="episode i of π0's evaluation is seeded seed + i")
+    charge: bool = Field(False, description="subtract the diagnosis's env steps from the phase's env-step budget (default: recorded, not charged, "
+                         "as the periodic evaluation episodes)")
+
+    @classmethod
+    def _normalize(cls, data: Any) -> Any:
+        if isinstance(data, bool):  # YAML 1.1 reads `regime: off` as false and `on` as true
+            return {"mode": "diagnose" if data else "off"}
+        if isinstance(data, str):
+            return {"mode": data}
+        if not isinstance(data, Mapping):
+            raise _problem(f"expected one of diagnose, off, auto, pi0_centric, d_centric or a mapping {cls.yaml_shape}, got {_show(data)}")
+        return data
+
+    @property
+    def applies(self) -> bool:
+        """Whether the phase's trials get a family's settings (auto or a family written)."""
+        return self.mode in ("auto", "pi0_centric", "d_centric")
+
+
+class Resources(_SpecModel):
+    """What each trial of the phase asks the Ray cluster for beyond its CPUs: today the GPUs of
+    its learner (RLlib's `config.learners(num_gpus_per_learner=...)`; mprl's learners keep
+    their data and networks on that device). Checked against `ray.cluster_resources()` before
+    Tune starts, so a request the cluster cannot meet fails at once instead of waiting forever."""
+
+    yaml_shape: ClassVar[str] = "{num_gpus_per_learner: 1}"
+
+    num_gpus_per_learner: NonNegativeFloat = Field(
+        0.0, description="GPUs of each trial's learner (0: CPU; a fraction such as 0.5 lets trials share one GPU)")
 
 
 class Phase(_SpecModel):
@@ -571,6 +679,11 @@ class Phase(_SpecModel):
         default_factory=Selection, description="the checkpoints handed to the next phase: best, last, {top_k: K} or {at: [...]}"
     )
     stop: StopRule = Field(default_factory=StopRule, description="ending a trial before its budget: score threshold or plateau")
+    resources: Resources = Field(
+        default_factory=Resources, description="what each trial asks the cluster for: {num_gpus_per_learner: N} (checked before the phase starts)")
+    regime: RegimeSettings = Field(
+        default_factory=RegimeSettings, description="warm-started online/hybrid phases: the regime diagnosis at the start (diagnose, "
+        "off) and `auto`: apply the recommended intervention family (mprl.regime)")
 
     @classmethod
     def _check(cls, data: Mapping) -> list[tuple[tuple, str, Any]]:
@@ -662,6 +775,7 @@ class Phase(_SpecModel):
             problems += config_problems
             if not config_problems:
                 problems += _phase_problems(entry, config, resolved, budget, warm)
+            problems += _regime_problems(entry, data.get("regime"), resolved, warm)
         sweep = data.get("sweep")
         tune = data.get("tune") if isinstance(data.get("tune"), Mapping) else {}
         problems += search.tune_problems(tune, isinstance(sweep, Mapping))
@@ -754,6 +868,62 @@ class Phase(_SpecModel):
     def init_checkpoint_path(self) -> Optional[str]:
         """The checkpoint path/URI that initialises this phase, if given explicitly."""
         return self.init_from.checkpoint if self.init_from is not None else None
+
+
+def _regime_mode(regime: Any) -> str | None:
+    """The mode of a raw `regime:` value (None when malformed: the structure check reports it)."""
+    if isinstance(regime, bool):
+        return "diagnose" if regime else "off"
+    mode = _get(regime, "mode") if isinstance(regime, (Mapping, BaseModel)) else regime
+    return mode if isinstance(mode, str) else None
+
+
+def _regime_problems(entry: catalogue.AlgorithmEntry, regime: Any, paradigm: str, warm: bool) -> list[tuple[tuple, str, Any]]:
+    """`regime: auto` (or a family) needs a warm-started online or hybrid phase whose algorithm
+    has the interventions' settings (both families' for auto: the diagnosis picks one at run time)."""
+    from mprl.regime import family_settings
+
+    mode = _regime_mode(regime)
+    if mode not in ("auto", "pi0_centric", "d_centric"):
+        return []
+    loc = ("regime", "mode") if isinstance(regime, Mapping) else ("regime",)
+    if paradigm == "offline":
+        return [(loc, f"regime: {mode} chooses how an online or hybrid phase fine-tunes a pretrained policy; this is an offline phase: remove it", mode)]
+    if not warm:
+        return [(loc, (f"regime: {mode} needs a warm-started phase (init_from: an earlier phase or a checkpoint): it compares the "
+                       "pretrained policy with the data; remove it or add init_from"), mode)]
+    families = ("pi0_centric", "d_centric") if mode == "auto" else (mode,)
+    settings = {k: v for family in families for k, v in family_settings(family, 100_000, paradigm).items()}
+    refused = entry.settings.problems(settings, paradigm)
+    if not refused:
+        return []
+    key, message, _ = refused[0]
+    why = f"{entry.name} has no setting {key!r}" if message == "unknown" else message
+    which = "the interventions of both families (the diagnosis picks one when the phase starts)" if mode == "auto" else f"the {mode} interventions"
+    return [(loc, (f"regime: {mode} sets {', '.join(settings)}, {which}, but {why}; "
+                   "or write regime: diagnose to only record the regime"), mode)]
+
+
+def _regime_data_problems(phases: list, first_index: dict[str, int]) -> list[tuple[tuple, str, Any]]:
+    """`regime: auto` (or a family) needs the data to compare π0 with: the phase's own `dataset:`,
+    or that of the phase it starts from (for best_of, of one of its candidates)."""
+    problems: list[tuple[tuple, str, Any]] = []
+    for i, phase in enumerate(phases):
+        regime = _get(phase, "regime")
+        mode = _regime_mode(regime)
+        if mode not in ("auto", "pi0_centric", "d_centric") or _get(phase, "dataset") is not None:
+            continue
+        init = _get(phase, "init_from")
+        if init is None:
+            continue  # the phase check says it needs a warm start
+        sources = [init] if isinstance(init, str) else [_get(init, "phase")] if _get(init, "phase") is not None else list(_get(init, "best_of") or [])
+        if any(isinstance(n, str) and n in first_index and _get(phases[first_index[n]], "dataset") is not None for n in sources):
+            continue
+        loc = ("phases", i, "regime") + (("mode",) if isinstance(regime, Mapping) else ())
+        start = f"the phase it starts from ({', '.join(map(str, sources))}) has no dataset either" if sources else "it starts from a checkpoint"
+        problems.append((loc, (f"regime: {mode} compares the pretrained policy with the data, but this phase has no `dataset:` and {start}; "
+                               "give it a dataset (paradigm: hybrid), start it from an offline phase, or write regime: diagnose"), mode))
+    return problems
 
 
 def _selection_problems(data: Mapping) -> list[tuple[tuple, str, Any]]:
@@ -900,6 +1070,7 @@ class PipelineSpec(_SpecModel):
     seed: Seed = Field(0, description="base seed of the pipeline")
     ray: RayOptions = Field(default_factory=RayOptions, description="which Ray cluster runs the pipeline")
     videos: Videos = Field(default_factory=Videos, description="behaviour videos of checkpoints")
+    tracking: Tracking = Field(default_factory=Tracking, description="TensorBoard, MLflow and W&B through Tune's logger callbacks")
     phases: list[Phase] = Field(
         min_length=1, description="the phases, in order: a list of mappings with name, algorithm, env, budget, ..."
     )
@@ -952,6 +1123,7 @@ class PipelineSpec(_SpecModel):
                 continue
             problems.append((loc, message, init))
         problems += _subroutine_problems(phases, names, first_index)
+        problems += _regime_data_problems(phases, first_index)
         return problems
 
     def _complete(self) -> None:

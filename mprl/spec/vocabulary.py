@@ -31,6 +31,7 @@ RESERVED_SETTINGS: dict[str, str] = {
     "eval_episodes": "set it with the phase's `evaluation.episodes:`",
     "eval_seed": "set it with the phase's `evaluation.seed:`",
     "paradigm": "set the phase's `paradigm:`",
+    "num_gpus_per_learner": "set it with the phase's `resources: {num_gpus_per_learner: N}`",
 }
 #: RLlib settings that mprl's learners do not read: refused, with the setting that does the job.
 RLLIB_BYPASSED: dict[str, str] = {

@@ -263,8 +263,10 @@ function axisValues(store) {
 
 function yRange(u, min, max) {
   if (min === null || max === null || !isFinite(min) || !isFinite(max)) return [0, 1];
-  let span = max - min;
-  if (span < 1e-12) { const pad = Math.max(Math.abs(max) * 0.01, 1e-3); return [min - pad, max + pad]; }
+  // At least 5% of the values' magnitude (1 around 0), as in `mprl curves`: a 1e-4 wiggle stays flat.
+  const need = 0.05 * Math.max(Math.abs(min), Math.abs(max)) || 1;
+  if (max - min < need) { const mid = (min + max) / 2; min = mid - need / 2; max = mid + need / 2; }
+  const span = max - min;
   return [min - span * 0.08, max + span * 0.08];
 }
 
@@ -520,6 +522,13 @@ function renderLineage(graph) {
     svg.appendChild(g);
   }
   box.appendChild(svg);
+  // One line per warm-started phase run: its regime diagnosis (mprl.regime), as `mprl lineage show` prints it
+  for (const n of ((state.run && state.run.phases) || []).filter((p) => p.regime_json)) {
+    const r = JSON.parse(n.regime_json), d = r.diagnosis, pm = (e) => `${fmt(e.mean)} ± ${fmt((e.high - e.low) / 2)}`;
+    const iv = r.intervention ? ` · ${r.intervention.why} · settings: ${Object.entries(r.intervention.applied).map(([k, v]) => `${k}=${v}`).join(", ") || "nothing"}` : "";
+    box.appendChild(el("p", { class: "small regime", "data-node-id": n.node_id },
+      `${n.node_id}: regime ${r.regime} · J(π0) ${pm(d.j_pi0)} vs J(π_D) ${pm(d.j_data)} · ${r.family}${iv}`));
+  }
   applyLineageFit();
   $("#lineage-section").hidden = false;
 }
