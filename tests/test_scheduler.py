@@ -276,3 +276,43 @@ def test_a_failed_trial_is_retried_from_its_last_checkpoint(ray_local, minari_ro
         # Every transition collected before the kill came back with the checkpoint: without
         # it, the first row after the restart would hold one iteration's 150 transitions.
         assert [json.loads(r["data_json"])["replay_size"] for r in rows] == [150 * i for i in range(1, 7)]
+
+
+def test_resume_of_a_phase_stopped_before_tune_created_its_trials(ray_local, tmp_path):
+    """A stop can come after Tune's first experiment-state save but before its trials exist (CI
+    hit it: a cluster job stopped between phases). Tune's tuner.pkl keeps no param space, so the
+    resumed experiment must be given it again, or its trials start with an empty config (RLlib:
+    "`config.env` is not provided")."""
+    import shutil
+    import sqlite3
+
+    spec = parse_pipeline({"name": "early", "storage_path": str(tmp_path), "videos": {"selected": False}, "phases": [
+        {"name": "online", "algorithm": "td3", "env": "InvertedPendulum-v5", "budget": {"env_steps": 100},
+         "evaluation": {"interval": 100, "episodes": 1}, "config": {"utd": 1, "hidden": [16, 16], "random_steps": 50, "learning_starts": 50}, "tune": {"seeds": [0]}}]})
+    first = run_pipeline(spec, write=lambda _: None)
+    run_dir, exp = Path(first.run_dir), Path(first.run_dir) / "online"
+    # The state of a run stopped right after Tune's first save: an experiment with no trials yet.
+    for p in exp.iterdir():
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.name.startswith("basic-variant-state"):
+            p.unlink()
+    states = sorted(exp.glob("experiment_state-*.json"))
+    for p in states[1:]:
+        p.unlink()
+    state = json.loads(states[0].read_text())
+    state["trial_data"] = []
+    states[0].write_text(json.dumps(state))
+    with sqlite3.connect(run_dir / "lineage.sqlite") as db:
+        for table in ("checkpoints", "metrics", "trials", "videos"):
+            db.execute(f"DELETE FROM {table}")
+        db.execute("UPDATE nodes SET status = 'stopped', result_json = NULL")
+        db.execute("UPDATE runs SET status = 'stopped'")
+    lines: list[str] = []
+    result = resume_run(first.run_id, str(tmp_path), write=lines.append)
+    assert any("[online] resuming its Tune experiment" in line for line in lines), lines
+    with LineageStore(run_dir, readonly=True) as store:
+        assert store.run()["status"] == "succeeded"
+        (trial,) = store.trials("online")
+        assert trial["seed"] == 0 and trial["status"] == "succeeded"
+    assert result.phases[-1].env_steps == 100 and result.phases[-1].evaluation_return is not None

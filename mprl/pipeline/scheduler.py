@@ -520,24 +520,25 @@ class Scheduler:
 
     def _fit(self, phase: Any, node_id: str, cfg: Any, param_space: dict[str, Any], metric: str, budget_key: str, resume: bool) -> Any:
         exp_path = storage.join(self.location, node_id)
+        space = dict(param_space)
+        space["seed"] = tune.grid_search(list(phase.tune.seeds))
+        if phase.sweep and not search.is_search(phase):
+            space["sweep_point"] = tune.grid_search([{**p, "label": sweep_label(p)} for p in phase.sweep])
+        space, searching = self._search_config(phase, space, metric, budget_key, node_id)
         if resume and tune.Tuner.can_restore(exp_path):
             self.write(f"[{node_id}] resuming its Tune experiment from {exp_path}")
-            # a search creates trials after the restore: Tune needs the param space again (its object refs)
-            again = {"param_space": self._search_config(phase, dict(param_space), metric, budget_key, node_id)[0]} if search.is_search(phase) else {}
-            tuner = tune.Tuner.restore(exp_path, trainable=cfg.algo_class, resume_unfinished=True, resume_errored=True, **again)
+            # tuner.pkl holds no param space: trials not yet created when the run stopped (the stop can
+            # come between Tune's first experiment_state and its first trial) need it again, and a
+            # search needs its object refs
+            tuner = tune.Tuner.restore(exp_path, trainable=cfg.algo_class, resume_unfinished=True, resume_errored=True, param_space=space)
         else:
             if any(name.startswith("experiment_state") for name in storage.list_names(exp_path)):
                 aside = storage.join(self.location, f"{node_id}.abandoned-{int(time.time())}")
                 storage.move(exp_path, aside)  # an unrestorable attempt: kept for inspection, never mixed in
                 self.write(f"[{node_id}] an unrestorable earlier attempt moved to {aside}")
-            param_space = dict(param_space)
-            param_space["seed"] = tune.grid_search(list(phase.tune.seeds))
-            if phase.sweep and not search.is_search(phase):
-                param_space["sweep_point"] = tune.grid_search([{**p, "label": sweep_label(p)} for p in phase.sweep])
-            param_space, searching = self._search_config(phase, param_space, metric, budget_key, node_id)
             tuner = tune.Tuner(
                 cfg.algo_class,
-                param_space=param_space,
+                param_space=space,
                 tune_config=tune.TuneConfig(max_concurrent_trials=phase.tune.max_concurrent_trials, **searching),
                 run_config=self._run_config(phase, node_id, node_id, metric, budget_key),
             )
@@ -651,22 +652,22 @@ class Scheduler:
         again on new seeds, as a second Tune experiment `<node>-rerun` of the same node."""
         name = f"{node_id}-rerun"
         exp_path = storage.join(self.location, name)
+        best = search.best_point(search.outcomes(results, phase, metric, budget_key), phase.tune.mode)
+        if best is None:
+            self.write(f"[{node_id}] no trial reported {metric}: nothing to re-run")
+            return None
+        label, values, _ = best
+        seeds = list(phase.tune.rerun_best.seeds)
+        constants = search.split_space(phase.sweep)[1]
+        point = {**constants, **values, "label": f"best: {label}"}
+        if search.HANDOVER in values and (handover := self._handover_lookup(node_id)) is not None:
+            point["init_checkpoint"] = handover.path(values[search.HANDOVER])
+        space = {**cfg.to_dict(), "seed": tune.grid_search(seeds), "sweep_point": point}
         if resume and tune.Tuner.can_restore(exp_path):
             self.write(f"[{node_id}] resuming the re-run of the best configuration from {exp_path}")
-            tuner = tune.Tuner.restore(exp_path, trainable=cfg.algo_class, resume_unfinished=True, resume_errored=True)
+            tuner = tune.Tuner.restore(exp_path, trainable=cfg.algo_class, resume_unfinished=True, resume_errored=True, param_space=space)
         else:
-            best = search.best_point(search.outcomes(results, phase, metric, budget_key), phase.tune.mode)
-            if best is None:
-                self.write(f"[{node_id}] no trial reported {metric}: nothing to re-run")
-                return None
-            label, values, _ = best
-            seeds = list(phase.tune.rerun_best.seeds)
             self.write(f"[{node_id}] re-running the best configuration ({label}) on seeds {', '.join(map(str, seeds))}")
-            constants = search.split_space(phase.sweep)[1]
-            point = {**constants, **values, "label": f"best: {label}"}
-            if search.HANDOVER in values and (handover := self._handover_lookup(node_id)) is not None:
-                point["init_checkpoint"] = handover.path(values[search.HANDOVER])
-            space = {**cfg.to_dict(), "seed": tune.grid_search(seeds), "sweep_point": point}
             tuner = tune.Tuner(cfg.algo_class, param_space=space,
                                tune_config=tune.TuneConfig(max_concurrent_trials=phase.tune.max_concurrent_trials),
                                run_config=self._run_config(phase, node_id, name, metric, budget_key))
