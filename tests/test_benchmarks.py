@@ -4,6 +4,7 @@ runs with tiny sizes and prints one JSON object keyed by algorithm."""
 
 from __future__ import annotations
 
+import argparse
 import json
 
 import gymnasium as gym
@@ -71,3 +72,20 @@ def test_bench_learner_json(ray_local, capsys):
     assert {"updates_per_s_rllib", "updates_per_s_plain", "ratio", "target"} <= off.keys()
     assert off["updates_per_s_rllib"] > 0 and off["updates_per_s_plain"] > 0
     assert out["td3_bc"]["online"] == {"skipped": "no online paradigm"}
+
+
+def test_bench_subroutine_pipeline_spends_the_same_online_budget_per_method(tmp_path):
+    """Each seed's pipeline passes the spec's checks (dataset from the paused phase, best_of with
+    and without validation) and gives every method the same online env steps."""
+    from mprl.benchmarks import subroutine
+    from mprl.spec import parse_pipeline
+
+    parser = argparse.ArgumentParser()
+    subroutine.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["subroutine", "--pause", "4000", "--after", "6000", "--seeds", "3"])
+    spec = parse_pipeline(subroutine.pipeline(args, str(tmp_path), seed=3), source="bench subroutine")
+    phases = {p.name: p for p in spec.phases}
+    assert phases["online_only"].budget_value == phases["online"].budget_value + phases["sub_val"].budget_value == 10_000
+    assert phases["sub_noval"].budget_value == 6_000 and phases["iql"].dataset.from_phases == ["online"]
+    assert phases["sub_val"].init_from.keep == "online" and phases["sub_noval"].init_from.validation == "none"
+    assert all(p.tune.seeds == [3] for p in spec.phases)
