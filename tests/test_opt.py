@@ -194,6 +194,7 @@ def fake_learner(use_q_on: bool = True):
     learner.m, learner.config = nets, SimpleNamespace(use_q_on=use_q_on, train_batch_size_per_learner=8)
     learner.optimizers = {"actor": torch.optim.SGD(nets.actor.parameters(), lr=0.0), "density_ratio": torch.optim.SGD(nets.density_ratio.parameters(), lr=0.1)}
     learner.sampler = SimpleNamespace()
+    learner.init_actor = None  # no regularize_to_init: Updates.step reads it
     return learner
 
 
