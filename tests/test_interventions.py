@@ -187,7 +187,7 @@ def test_settings_refusals_read_well():
     def msgs(values, paradigm="hybrid", cls=SACSettings):
         return " | ".join(m for _, m, _ in cls.problems(values, paradigm))
 
-    assert "offline_replay 'balanced' needs a density-ratio network that this algorithm does not train; the algorithms with balanced replay are: opt" in msgs({"offline_replay": "balanced"})
+    assert "offline_replay 'balanced' needs a density-ratio network that this algorithm does not train; the algorithms with balanced replay are: off2on, opt, opt_iql, opt_spot; or use none or symmetric" in msgs({"offline_replay": "balanced"})
     assert "replay: shared and offline_replay: symmetric disagree (offline_replay symmetric is replay mixed); write only one of them" in msgs({"offline_replay": "symmetric", "replay": "shared"})
     assert msgs({"offline_replay": "symmetric", "replay": "mixed"}) == ""  # the same thing twice is fine
     assert "offline_ratio 0.3 and offline_replay_ratio 0.5 disagree" in msgs({"offline_replay": "symmetric", "offline_ratio": 0.3})

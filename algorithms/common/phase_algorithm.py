@@ -27,6 +27,9 @@ PHASE_SETTINGS: dict[str, Any] = {
     "budget_updates": None,
     "budget_env_steps": None,
     "init_checkpoint": None,
+    # `init_from: {phase: P, top_k: K, as: ensemble}`: one checkpoint per ensemble member, in
+    # member order (init_checkpoint is the first, for what asks whether the phase is warm-started).
+    "init_checkpoints": None,
     "reference_scores": None,
     "dataset": None,
     # The Minari folder that holds `dataset`, fixed when the phase is configured, so that
@@ -91,7 +94,12 @@ class PhaseAlgorithmMixin:
         self.transfer_report: dict[str, Any] | None = None
         self.warm_start_interventions: dict[str, Any] = {}
         self.reference_scores = self.config.reference_scores or self.lookup_reference_scores()
-        if self.config.init_checkpoint:
+        if self.config.init_checkpoints:
+            self.warm_start_ensemble(list(self.config.init_checkpoints))
+            if self.config.eval_episodes:
+                self.initial_eval = self.evaluate_current_policy()
+            self.apply_warm_start_interventions()
+        elif self.config.init_checkpoint:
             self.warm_start(read_module_state(self.config.init_checkpoint))
             if self.config.eval_episodes:
                 self.initial_eval = self.evaluate_current_policy()
@@ -110,6 +118,21 @@ class PhaseAlgorithmMixin:
         source = snapshot_from_checkpoint(checkpoint, state) if checkpoint else Snapshot(None, state)
         options = TransferOptions.from_config(self.config)
         results = self.learner_group.foreach_learner(lambda learner: transfer_into_learner(learner, source, options, checkpoint))
+        self.transfer_report = next(iter(results)).get()
+        if not self.transfer_report["possible"]:
+            raise TransferError.from_report(self.transfer_report)
+        self.sync_env_runners()
+
+    def warm_start_ensemble(self, checkpoints: list[str]) -> None:
+        """Member k of an ensemble module (Off2On) from checkpoint k, each by role (mprl.transfer);
+        the report lists every member's. Incompatible members raise TransferError before training."""
+        from mprl.errors import TransferError
+        from mprl.transfer import TransferOptions, snapshot_from_checkpoint
+        from mprl.transfer.loader import transfer_members_into_learner
+
+        sources = [snapshot_from_checkpoint(c) for c in checkpoints]
+        options = TransferOptions.from_config(self.config)
+        results = self.learner_group.foreach_learner(lambda learner: transfer_members_into_learner(learner, sources, options, checkpoints))
         self.transfer_report = next(iter(results)).get()
         if not self.transfer_report["possible"]:
             raise TransferError.from_report(self.transfer_report)

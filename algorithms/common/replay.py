@@ -225,3 +225,7 @@ class BalancedReplay:
 
     def update_priorities(self, idx: torch.Tensor, w: torch.Tensor) -> None:
         self.priorities[idx] = w.detach().clamp(min=1e-6) ** (1.0 / self.temperature)
+
+    def set_priorities(self, idx: torch.Tensor, priorities: torch.Tensor) -> None:
+        """Priorities the algorithm computed itself (Off2On normalises and clamps w^(1/T))."""
+        self.priorities[idx] = priorities.detach()

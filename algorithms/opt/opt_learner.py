@@ -23,28 +23,24 @@ from torch import nn
 from torch.func import functional_call
 
 from algorithms.common.learner import Updates
+from algorithms.common.online_pretraining import BalancedReplayUpdates, density_ratio_loss, meta_adaptation
 from algorithms.common.targets import SoftUpdater
 from algorithms.common.td3_core import TD3Hparams, smoothed_target_action, td3_target, td_loss
 
+__all__ = ["OPTUpdates", "density_ratio_loss", "meta_objective"]
+
 
 def meta_objective(critics: torch.nn.Module, b_off: dict, b_on: dict, y_off: torch.Tensor, y_on: torch.Tensor, alpha: float, first_order: bool = False) -> torch.Tensor:
-    """L_off(ψ) + L_on(ψ − α ∇L_off(ψ)) for the ensemble `critics` (inputs normalised)."""
-    psi = dict(critics.named_parameters())
-    l_off = td_loss(functional_call(critics, psi, (b_off["obs"], b_off["actions"])), y_off)
-    # First order: ∇L_off is a constant of the outer step, but L_off's graph is still needed.
-    grads = torch.autograd.grad(l_off, list(psi.values()), create_graph=not first_order, retain_graph=True)
-    psi_adapted = {name: p - alpha * g for (name, p), g in zip(psi.items(), grads)}
-    l_on = td_loss(functional_call(critics, psi_adapted, (b_on["obs"], b_on["actions"])), y_on)
-    return l_off + l_on
+    """L_off(ψ) + L_on(ψ − α ∇L_off(ψ)) for the ensemble `critics` (inputs normalised), TD3 TD losses
+    against the fixed targets y_off, y_on."""
+
+    def value_loss(psi: dict, b: dict) -> torch.Tensor:
+        return td_loss(functional_call(critics, psi, (b["obs"], b["actions"])), b["y"])
+
+    return meta_adaptation(dict(critics.named_parameters()), value_loss, {**b_off, "y": y_off}, {**b_on, "y": y_on}, alpha, first_order)
 
 
-def density_ratio_loss(w_off: torch.Tensor, w_on: torch.Tensor) -> torch.Tensor:
-    """Jensen–Shannon variational loss whose minimiser is w = d_on / d_off (Lee et al. 2022):
-    E_off[f*(f'(w))] − E_on[f'(w)], f'(w) = log(2w / (w + 1)), f*(f'(w)) = log((w + 1) / 2)."""
-    return torch.log((w_off + 1) / 2).mean() - torch.log(2 * w_on / (w_on + 1) + 1e-8).mean()
-
-
-class OPTUpdates(Updates):
+class OPTUpdates(BalancedReplayUpdates, Updates):
     @staticmethod
     def optimizer_groups(module: nn.Module, config: Any) -> dict[str, tuple[nn.Module, float]]:
         return {
@@ -66,8 +62,7 @@ class OPTUpdates(Updates):
     def batches(self, step: str, num_updates: int, batch_size: int) -> Iterator[Any]:
         if step != "pretrain":
             return super().batches(step, num_updates, batch_size)
-        s = self.sampler  # pre-training: one B_off and one B_on minibatch per update
-        return ((s.offline.sample(batch_size), s.online.sample(batch_size)) for _ in range(num_updates))
+        return self.pretrain_batches(num_updates, batch_size)  # one B_off and one B_on minibatch per update
 
     # -- stage 1: online pre-training -----------------------------------------------------
     def pretrain(self, batches: tuple[dict, dict]) -> dict[str, torch.Tensor]:
@@ -130,20 +125,4 @@ class OPTUpdates(Updates):
         self.step("actor", loss)
         for q in critics:
             q.requires_grad_(True)
-        return loss.detach()
-
-    def update_density_ratio(self, batch_n: dict[str, torch.Tensor], idx: torch.Tensor) -> torch.Tensor:
-        """One step of w on uniform B_off / B_on minibatches; refresh the replayed rows' priorities."""
-        m, bs = self.m, self.config.train_batch_size_per_learner
-        s = self.sampler
-        b_off, b_on = s.offline.sample(bs), s.online.sample(bs)
-        # The replayed rows' priorities come from w before this step (as in Lee et al.'s code),
-        # in a forward without a graph: in the loss's forward they would cost a backward too.
-        with torch.no_grad():
-            w_replayed = m.density_ratio(batch_n["obs"], batch_n["actions"])
-        # One forward over [B_off batch; B_on batch].
-        w = m.density_ratio(m.normalizer(torch.cat([b_off["obs"], b_on["obs"]])), torch.cat([b_off["actions"], b_on["actions"]]))
-        loss = density_ratio_loss(w[:bs], w[bs:])
-        self.step("density_ratio", loss)
-        s.balanced.update_priorities(idx, w_replayed)
         return loss.detach()

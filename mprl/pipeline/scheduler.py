@@ -292,7 +292,9 @@ class Scheduler:
             if phase.dataset_from:  # an earlier phase's experience, built once (mprl.datasets.from_phase)
                 self._phase_dataset(phase, nodes_of)
             parents: list[dict[str, Any] | None]
-            if phase.init_from_phase and search.searches_handover(phase):  # each trial starts at its sampled point
+            if phase.init_from is not None and phase.init_from.ensemble:  # K checkpoints at once, one per member (Off2On)
+                parents = [self._ensemble_parent(phase, nodes_of)]
+            elif phase.init_from_phase and search.searches_handover(phase):  # each trial starts at its sampled point
                 parents = [self._handover_parent(n) for n in nodes_of[phase.init_from_phase]]
             elif phase.chooses:  # a validated choice: offline RL's candidates or the paused policy (mprl.pipeline.choose)
                 parents = [self._chosen_parent(phase, nodes_of)]
@@ -319,6 +321,32 @@ class Scheduler:
             if len(nodes_of[phase.name]) > 1:
                 write_branch_report(self.store, phase, nodes_of[phase.name], self.run_dir / phase.name, self.write)
                 self._upload(phase.name)
+
+    def _ensemble_parent(self, phase: Any, nodes_of: dict[str, list[str]]) -> dict[str, Any]:
+        """`init_from: {phase: P, top_k: K, as: ensemble}`: the best checkpoint of each of P's K best
+        trials (by P's metric: normalized_score where recorded, else evaluation_return), best first;
+        the parent names the first and lists all under `members`."""
+        init = phase.init_from
+        source = self.spec.phase(init.phase)
+        sign = -1 if (source is not None and source.tune.mode == "min") else 1
+        ckpts = [c for n in nodes_of[init.phase] for c in self.store.checkpoints(n)]
+        key = "normalized_score" if ckpts and all(c.get("normalized_score") is not None for c in ckpts) else "evaluation_return"
+        best: dict[str, dict[str, Any]] = {}
+        for c in ckpts:
+            if c.get(key) is None:
+                continue
+            if c["trial_id"] not in best or sign * c[key] > sign * best[c["trial_id"]][key]:
+                best[c["trial_id"]] = c
+        ranked = sorted(best.values(), key=lambda c: sign * c[key], reverse=True)[: init.top_k]
+        if len(ranked) < init.top_k:
+            raise MprlError(f"Phase '{phase.name}': init_from top_k: {init.top_k} needs {init.top_k} trials of '{init.phase}' with a "
+                            f"checkpoint, and it has {len(ranked)}; give '{init.phase}' {init.top_k} seeds (tune.seeds) or lower top_k")
+        members = [{"checkpoint_id": c["checkpoint_id"], "path": c["path"], "node_id": c["node_id"], "trial_id": c["trial_id"], key: c[key]} for c in ranked]
+        self.write(f"[{phase.name}] ensemble of {len(members)} from {init.phase}: "
+                   + ", ".join(f"member {k} ← {m['checkpoint_id']} ({key} {m[key]:.1f})" for k, m in enumerate(members)))
+        first = members[0]
+        return {"checkpoint_id": first["checkpoint_id"], "path": first["path"], "node_id": first["node_id"],
+                "selection": f"ensemble of top {init.top_k}", "members": members}
 
     def _given_parent(self, path: str) -> dict[str, Any]:
         """A checkpoint named by path: this run's own lineage record when it is one of this run's
@@ -348,6 +376,8 @@ class Scheduler:
             init_path = str(self.store.abs(parent["path"])) if parent.get("checkpoint_id") else parent["path"]
         regime = self._regime(phase, node_id, parent, init_path) if parent is not None else None
         cfg = phase_config(phase, init_path, refs)
+        if parent is not None and parent.get("members"):  # member k from checkpoint k (init_checkpoint is the first)
+            cfg.init_checkpoints = [str(self.store.abs(m["path"])) for m in parent["members"]]
         for key, value in ((regime or {}).get("intervention") or {}).get("applied", {}).items():
             setattr(cfg, key, value)  # regime: auto — the family's settings (the phase's own win: not in `applied`)
         if self.spec.ray.check_resources:  # launches that bypass the driver's check (workbench, serve)
@@ -380,6 +410,8 @@ class Scheduler:
         self._sync_lineage()
         self.nodes[node_id] = node
         where = f", initialised from {parent.get('checkpoint_id') or init_path} ({parent['selection']})" if parent else ""
+        if parent is not None and parent.get("members"):
+            where = f", initialised from {', '.join(m['checkpoint_id'] for m in parent['members'])} ({parent['selection']})"
         self.write(f"[{node_id}] {phase.algorithm} ({phase.resolved_paradigm}) on {phase.env}{where}")
         try:
             if init_path:
@@ -507,6 +539,9 @@ class Scheduler:
         from mprl.transfer import one_line, preflight
 
         report_path = self.run_dir / node["node_id"] / "transfer_report.json"
+        if parent.get("members"):
+            self._preflight_ensemble(node, cfg, algorithm, parent, report_path)
+            return
         try:
             report = preflight(init_path, cfg, algorithm, report_path)
         except CheckpointError as e:
@@ -516,6 +551,23 @@ class Scheduler:
             raise
         line = one_line(report)
         self.store.record_transfer(node["node_id"], parent.get("checkpoint_id"), init_path, algorithm, line.removeprefix("transfer: "), report.to_dict())
+        self.write(f"[{node['node_id']}] {line} (report: {storage.join(self.location, node['node_id'], 'transfer_report.json')})")
+
+    def _preflight_ensemble(self, node: dict[str, Any], cfg: Any, algorithm: str, parent: dict[str, Any], report_path: Path) -> None:
+        """The ensemble's transfer check (mprl.transfer.preflight_ensemble): one record for the node, naming every member's checkpoint."""
+        from mprl.transfer import one_line, preflight_ensemble
+
+        members = parent["members"]
+        paths, ids = [str(self.store.abs(m["path"])) for m in members], [m["checkpoint_id"] for m in members]
+        try:
+            report = preflight_ensemble(paths, cfg, algorithm, labels=ids, report_path=report_path)
+        except CheckpointError as e:
+            report = getattr(e, "report", None)
+            if report is not None:
+                self.store.record_transfer(node["node_id"], ids[0], paths[0], algorithm, "impossible", report)
+            raise
+        line = one_line(report)
+        self.store.record_transfer(node["node_id"], ids[0], paths[0], algorithm, line.removeprefix("transfer: "), report)
         self.write(f"[{node['node_id']}] {line} (report: {storage.join(self.location, node['node_id'], 'transfer_report.json')})")
 
     def _fit(self, phase: Any, node_id: str, cfg: Any, param_space: dict[str, Any], metric: str, budget_key: str, resume: bool) -> Any:

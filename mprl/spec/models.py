@@ -281,9 +281,12 @@ class InitFrom(_SpecModel):
     episodes: K}: every trial's final checkpoint of the `best_of` phases (offline RL on the paused
     phase's data, over algorithms, dataset selections and seeds) and the `keep` phase's selected
     checkpoint (the paused online policy) are scored and the best one starts this phase
-    (offline RL as an online subroutine, Su, Luo, Zhang 2025)."""
+    (offline RL as an online subroutine, Su, Luo, Zhang 2025). {phase: PHASE, top_k: K, as: ensemble}
+    starts an ensemble algorithm (off2on) from the best checkpoints of the phase's K best trials,
+    member k from the k-th (Lee et al. 2022)."""
 
-    yaml_shape: ClassVar[str] = "{checkpoint: /path/to/checkpoint} (or an earlier phase's name), or {best_of: [PHASE, ...], keep: PHASE, validation: online}"
+    yaml_shape: ClassVar[str] = ("{checkpoint: /path/to/checkpoint} (or an earlier phase's name), {best_of: [PHASE, ...], keep: PHASE, validation: online}, "
+                                 "or {phase: PHASE, top_k: K, as: ensemble}")
 
     phase: Optional[PhaseName] = Field(None, description="the name of an earlier phase")
     checkpoint: Optional[Annotated[str, BeforeValidator(_checkpoint_path)]] = Field(
@@ -303,6 +306,12 @@ class InitFrom(_SpecModel):
     charge: bool = Field(True, description="best_of, online validation: subtract the validation's env steps from this phase's env-step budget")
     fqe_updates: PositiveInt = Field(2000, description="best_of, offline validation: gradient updates of each candidate's fitted Q evaluation")
     seed: Seed = Field(20_000, description="best_of: seed of the validation episodes and of the fitted Q networks")
+    top_k: Optional[PositiveInt] = Field(
+        None, description="with `as: ensemble`: the K best trials of `phase` (each trial's best checkpoint), one per ensemble member"
+    )
+    ensemble: bool = Field(
+        False, description="`as: ensemble`: start an ensemble algorithm (off2on) from top_k checkpoints of `phase` at once, member k from the k-th"
+    )
 
     @classmethod
     def _normalize(cls, data: Any) -> Any:
@@ -312,6 +321,11 @@ class InitFrom(_SpecModel):
             raise _problem(
                 f"expected null, the name of an earlier phase or a mapping {cls.yaml_shape}, got {_show(data)}"
             )
+        if "as" in data:  # `as` is a Python keyword: the field is `ensemble`
+            how = data["as"]
+            if how != "ensemble":
+                raise _problem(f"init_from.as: {_show(how)} is not allowed; the only value is `as: ensemble` (with top_k: K)")
+            data = {**{k: v for k, v in data.items() if k != "as"}, "ensemble": True}
         return data
 
     @classmethod
@@ -324,6 +338,11 @@ class InitFrom(_SpecModel):
                 else "give an earlier phase's name, {checkpoint: PATH} or {best_of: [PHASE, ...]} (or null to start from fresh networks)"
             )
             return [((), message, dict(data))]
+        if data.get("ensemble") and (data.get("phase") is None or data.get("top_k") is None):
+            return [((), "as: ensemble takes the K best trials of an earlier phase: write {phase: PHASE, top_k: K, as: ensemble}", dict(data))]
+        if data.get("top_k") is not None and not data.get("ensemble"):
+            return [(("top_k",), "init_from.top_k starts an ensemble: add `as: ensemble` (to branch from the K best checkpoints "
+                     "instead, write `select: {top_k: K}` on the earlier phase)", data["top_k"])]
         choice = ("keep", "validation", "episodes", "charge", "fqe_updates", "seed")
         defaults = {"validation": "online", "episodes": 5, "charge": True, "fqe_updates": 2000, "seed": 20_000}
         written = [k for k in choice if data.get(k) is not None and data.get(k) != defaults.get(k)]  # to_dict writes the defaults
@@ -776,6 +795,7 @@ class Phase(_SpecModel):
             if not config_problems:
                 problems += _phase_problems(entry, config, resolved, budget, warm)
             problems += _regime_problems(entry, data.get("regime"), resolved, warm)
+            problems += _ensemble_problems(entry, config, data.get("init_from"))
         sweep = data.get("sweep")
         tune = data.get("tune") if isinstance(data.get("tune"), Mapping) else {}
         problems += search.tune_problems(tune, isinstance(sweep, Mapping))
@@ -870,12 +890,82 @@ class Phase(_SpecModel):
         return self.init_from.checkpoint if self.init_from is not None else None
 
 
+def _ensemble_source_problems(phases: list, first_index: dict[str, int]) -> list[tuple[tuple, str, Any]]:
+    """`init_from: {phase: P, top_k: K, as: ensemble}` takes one checkpoint from each of K trials of P: P must run at least K."""
+    problems = []
+    for i, phase in enumerate(phases):
+        init = _get(phase, "init_from")
+        ensemble, top_k = _init_ensemble(init)
+        source = _get(init, "phase")
+        if not ensemble or not isinstance(top_k, int) or source not in first_index or first_index[source] >= i:
+            continue
+        earlier = phases[first_index[source]]
+        sweep = _get(earlier, "sweep")
+        if isinstance(sweep, Mapping) and sweep:
+            continue  # a search: its number of trials is tune.num_samples × repeats
+        seeds = _get(_get(earlier, "tune"), "seeds")
+        seeds = [seeds] if isinstance(seeds, int) else (seeds if isinstance(seeds, list) else [0])
+        trials = len(seeds) * max(1, len(sweep) if isinstance(sweep, list) else 1)
+        if trials < top_k:
+            problems.append((("phases", i, "init_from", "top_k"), f"top_k: {top_k} needs {top_k} trials of {source!r}, which runs {trials} "
+                             f"({len(seeds)} seed(s)); give {source!r} tune.seeds with {top_k} seeds or lower top_k", top_k))
+    return problems
+
+
 def _regime_mode(regime: Any) -> str | None:
     """The mode of a raw `regime:` value (None when malformed: the structure check reports it)."""
     if isinstance(regime, bool):
         return "diagnose" if regime else "off"
     mode = _get(regime, "mode") if isinstance(regime, (Mapping, BaseModel)) else regime
     return mode if isinstance(mode, str) else None
+
+
+def _init_ensemble(init: Any) -> tuple[bool, Any]:
+    """(whether a raw or built init_from asks for an ensemble, its top_k)."""
+    if isinstance(init, Mapping):
+        return bool(init.get("ensemble") or init.get("as") == "ensemble"), init.get("top_k")
+    if isinstance(init, BaseModel):
+        return bool(_get(init, "ensemble")), _get(init, "top_k")
+    return False, None
+
+
+def ensemble_algorithms() -> list[str]:
+    """The catalogue's algorithms that `init_from: {..., as: ensemble}` can start (their settings name the ensemble size)."""
+    out = []
+    for name in catalogue.algorithm_names():
+        try:
+            if getattr(catalogue.get_algorithm(name).settings, "ensemble_setting", None):
+                out.append(name)
+        except Exception:  # noqa: BLE001 - a broken package is reported where it is used
+            continue
+    return out
+
+
+def _ensemble_problems(entry: catalogue.AlgorithmEntry, config: Mapping, init: Any) -> list[tuple[tuple, str, Any]]:
+    """`as: ensemble` needs an ensemble algorithm whose size is top_k; an ensemble of K > 1 needs K checkpoints."""
+    ensemble, top_k = _init_ensemble(init)
+    if init is None:
+        return []
+    try:
+        settings = entry.settings
+    except ImportError:  # the algorithm's package is reported where its config is used
+        return []
+    setting = getattr(settings, "ensemble_setting", None)
+    if ensemble and setting is None:
+        return [(("init_from", "as"), f"{entry.name} is not an ensemble algorithm, so it cannot start from {top_k} checkpoints at once; "
+                 f"`as: ensemble` is for {', '.join(ensemble_algorithms()) or 'ensemble algorithms'} (or drop `as: ensemble` and top_k)", "ensemble")]
+    if setting is None:
+        return []
+    size = config.get(setting, settings.model_fields[setting].default)
+    if not isinstance(size, int) or isinstance(size, bool):
+        return []  # the settings check reports it
+    if ensemble and isinstance(top_k, int) and top_k != size:
+        return [(("init_from", "top_k"), f"top_k: {top_k} hands on {top_k} checkpoints, but the {entry.name} ensemble has {setting}: {size} "
+                 f"members; make them equal (config: {{{setting}: {top_k}}})", top_k)]
+    if not ensemble and size > 1 and not (isinstance(init, Mapping) and ("top_k" in init or "as" in init)):  # those get their own message
+        return [(("init_from",), f"{entry.name} is an ensemble of {setting}: {size} members and starts from one checkpoint each: write "
+                 f"init_from: {{phase: PHASE, top_k: {size}, as: ensemble}} (or set {setting}: 1 to start from one checkpoint)", _show(init))]
+    return []
 
 
 def _regime_problems(entry: catalogue.AlgorithmEntry, regime: Any, paradigm: str, warm: bool) -> list[tuple[tuple, str, Any]]:
@@ -1122,6 +1212,7 @@ class PipelineSpec(_SpecModel):
             else:
                 continue
             problems.append((loc, message, init))
+        problems += _ensemble_source_problems(phases, first_index)
         problems += _subroutine_problems(phases, names, first_index)
         problems += _regime_data_problems(phases, first_index)
         return problems

@@ -26,6 +26,7 @@ RESERVED_SETTINGS: dict[str, str] = {
     "dataset_root": "the dataset folder is MINARI_DATASETS_PATH where `mprl run` starts",
     "sweep_point": "list sweep points under the phase's `sweep:`",
     "init_checkpoint": "the starting checkpoint is set by the phase's `init_from:`",
+    "init_checkpoints": "an ensemble's checkpoints are set by the phase's `init_from: {phase: PHASE, top_k: K, as: ensemble}`",
     "budget_updates": "the budget is set by the phase's `budget:`",
     "budget_env_steps": "the budget is set by the phase's `budget:`",
     "eval_episodes": "set it with the phase's `evaluation.episodes:`",

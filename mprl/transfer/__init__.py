@@ -59,6 +59,30 @@ def preflight(checkpoint: str | Path, config: Any, algorithm: str, report_path: 
     return report
 
 
+def preflight_ensemble(checkpoints: list[str | Path], config: Any, algorithm: str, labels: list[str | None] | None = None,
+                       report_path: str | Path | None = None) -> dict[str, Any]:
+    """`preflight` for `init_from: {..., as: ensemble}`: checkpoint k into member k of the module
+    `config` builds (mprl.transfer.loader.check_members); writes the combined report; raises
+    TransferError (with it) when the members are incompatible."""
+    from mprl.errors import TransferError
+    from mprl.transfer.checker import TransferOptions
+    from mprl.transfer.loader import check_members
+    from mprl.transfer.snapshots import module_from_config, snapshot_from_checkpoint
+
+    sources = [snapshot_from_checkpoint(c) for c in checkpoints]
+    module = module_from_config(config)
+    report, _ = check_members(sources, module, TransferOptions.from_config(config), [str(c) for c in checkpoints], labels, algorithm,
+                              getattr(config, "normalize_actions", None))
+    report["target"]["env"] = config.env
+    if report_path is not None:
+        path = Path(report_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=2, default=str))
+    if not report["possible"]:
+        raise TransferError.from_report(report)
+    return report
+
+
 def one_line(report: TransferReport | dict[str, Any]) -> str:
     d = report if isinstance(report, dict) else report.to_dict()
     if not d["possible"]:
@@ -118,6 +142,6 @@ def _table(rows: list[tuple[str, ...]]) -> list[str]:
 
 __all__ = [
     "ADAPTERS", "Entry", "ModuleRoles", "Net", "Snapshot", "TransferOptions", "TransferReport", "apply", "check",
-    "check_checkpoint", "describe_module", "format_report", "one_line", "preflight", "snapshot_from_checkpoint",
+    "check_checkpoint", "describe_module", "format_report", "one_line", "preflight", "preflight_ensemble", "snapshot_from_checkpoint",
     "snapshot_from_config", "snapshot_from_module", "transfer_into_learner",
 ]

@@ -493,6 +493,11 @@ def _policy_status(planner: _Planner, src: ModuleRoles, tgt: ModuleRoles) -> tup
         return "not transferred", notes
     if actor.status == "partial":
         return "partial", notes
+    n_src, n_tgt = len(src.nets_with_role("actor")), len(tgt.nets_with_role("actor"))
+    if n_src > 1 and n_src != n_tgt:  # an ensemble's policy (Off2On) combines its K actors
+        notes.append(f"the source's policy combines {n_src} actors (an ensemble); the target's {n_tgt} actor(s) get member 0 onwards, "
+                     "so its actions approximate the ensemble's")
+        return "approximate", notes
     pair = (src.action_transform, tgt.action_transform)
     same = pair in _SAME_POLICY
     unit_bounds = all(lo == -1 and hi == 1 for lo, hi in zip(tgt.act_low or [], tgt.act_high or []))

@@ -153,3 +153,78 @@ def transfer_into_learner(learner: Any, source: Snapshot, options: TransferOptio
         apply(report, source, module)
         carry_optimizer(learner, checkpoint, report)
     return report.to_dict()
+
+
+def check_members(sources: list[Snapshot], module: Any, options: TransferOptions, checkpoints: list[str] | None = None,
+                  labels: list[str | None] | None = None, algorithm: str | None = None,
+                  normalize_actions: bool | None = None) -> tuple[dict[str, Any], list[TransferReport]]:
+    """The plan for loading source k into member k of an ensemble module (`module.member(k)`,
+    e.g. Off2On's): one checker report per member, and a combined report that says which member
+    came from which checkpoint. Members are incompatible (possible=False) when the module is not an
+    ensemble, the counts differ, a member's networks would be left initialised (another
+    architecture), or the members' observation normalisers differ (another dataset)."""
+    checkpoints = checkpoints or [s.meta.get("checkpoint") for s in sources]
+    labels = labels or [None] * len(sources)
+    problems: list[str] = []
+    reports: list[TransferReport] = []
+    members: list[dict[str, Any]] = []
+    if not (getattr(module, "ENSEMBLE", False) and callable(getattr(module, "member", None))):
+        problems.append(f"{type(module).__name__} is not an ensemble: `as: ensemble` needs an algorithm whose module has one member per "
+                        "checkpoint (off2on); drop `as: ensemble` and `top_k` to start from one checkpoint")
+    elif len(sources) != module.ensemble_size:
+        problems.append(f"{len(sources)} checkpoints for an ensemble of {module.ensemble_size} members: set ensemble_size to {len(sources)} "
+                        f"or init_from.top_k to {module.ensemble_size}")
+    else:
+        ref_norm = None
+        for k, source in enumerate(sources):
+            target = snapshot_from_module(module.member(k), normalize_actions=normalize_actions, algorithm=algorithm)
+            report = check(source, target, options)
+            reports.append(report)
+            who = f"member {k} ({labels[k] or checkpoints[k]})"
+            if not report.possible:
+                problems += [f"{who}: {p}" for p in report.problems]
+            left = report.names("initialised")
+            if report.possible and left:
+                problems.append(f"{who}: {len(left)} parameters would be left initialised ({', '.join(left[:3])}{', ...' if len(left) > 3 else ''}): "
+                                "the checkpoint's networks are shaped differently from the ensemble's (match `hidden` and the critics' depth, "
+                                "e.g. cql with q_n_hidden_layers: len(hidden))")
+            norm = source.roles.normalizer if source.roles is not None else None
+            stats = tuple(np.asarray(source.state[key], dtype=np.float64) for key in norm) if norm else None
+            if k == 0:
+                ref_norm = stats
+            elif (stats is None) != (ref_norm is None) or (stats is not None and not all(np.allclose(a, b) for a, b in zip(stats, ref_norm))):
+                problems.append(f"{who}: its observation normaliser differs from member 0's: the members were trained on different data; "
+                                "start an ensemble from trials of one phase on one dataset")
+            d = report.to_dict()
+            members.append({"member": k, "checkpoint_id": labels[k], "checkpoint": checkpoints[k], "summary": d["summary"],
+                            "policy": d["policy"], "report": d})
+    summary: dict[str, int] = {}
+    for m in members:
+        for key, n in m["summary"].items():
+            summary[key] = summary.get(key, 0) + n
+    first = reports[0].to_dict() if reports else {"source": {}, "target": {}}
+    combined = {
+        "possible": not problems, "problems": problems, "ensemble": len(sources),
+        "members": members,
+        "source": {**first["source"], "checkpoint": ", ".join(str(lab or c) for lab, c in zip(labels, checkpoints))},
+        "target": {**first["target"], "algorithm": algorithm or first["target"].get("algorithm")},
+        "summary": summary or {a: 0 for a in ("copied", "adapted", "synced", "kept", "initialised", "skipped")},
+        "policy": (f"ensemble of {len(members)}: " + "; ".join(f"member {m['member']} ← {m['checkpoint_id'] or m['checkpoint']} ({m['policy']})" for m in members))
+                  if members else "not transferred",
+        "optimizer": "not carried: an ensemble starts with fresh optimisers",
+    }
+    return combined, reports
+
+
+def transfer_members_into_learner(learner: Any, sources: list[Snapshot], options: TransferOptions, checkpoints: list[str] | None = None) -> dict[str, Any]:
+    """Check and load source k into member k of the learner's ensemble module; the combined report
+    (unapplied, possible=False, when the members are incompatible)."""
+    from ray.rllib.core import DEFAULT_MODULE_ID
+
+    module = learner.module[DEFAULT_MODULE_ID]
+    combined, reports = check_members(sources, module, options, checkpoints, algorithm=type(learner.config).__name__,
+                                      normalize_actions=getattr(learner.config, "normalize_actions", None))
+    if combined["possible"]:
+        for k, (report, source) in enumerate(zip(reports, sources)):
+            apply(report, source, module.member(k))
+    return combined

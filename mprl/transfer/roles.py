@@ -14,6 +14,7 @@ suffix for target copies; ensemble members are numbered by `Net.index`.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -245,7 +246,12 @@ def _describe_mprl(module: nn.Module, roles: ModuleRoles, names: _Names) -> bool
     for decl in declared():
         net = getattr(module, decl.attr)
         if decl.role.startswith("actor"):
-            roles.nets.append(_mprl_actor(decl.role, net, names, normalized, roles.act_dim))
+            members = getattr(net, "members", None)  # an ensemble of actors (Off2On): one Net per member
+            for i, actor in enumerate(members if isinstance(members, nn.ModuleList) else [net]):
+                roles.nets.append(dataclasses.replace(_mprl_actor(decl.role, actor, names, normalized, roles.act_dim), index=i))
+                if actor is not net:
+                    for const in ("action_scale", "action_bias"):
+                        roles.constants[names.key(actor, const)] = const
             if decl.role == "actor":
                 roles.action_transform = getattr(net, "action_transform", "tanh_bounds")
             for const in ("action_scale", "action_bias"):
