@@ -74,6 +74,71 @@ def test_bench_learner_json(ray_local, capsys):
     assert out["td3_bc"]["online"] == {"skipped": "no online paradigm"}
 
 
+def test_plain_loop_and_rllib_learner_make_the_same_hybrid_updates(ray_local, random_dataset):
+    """TD3+OPT fine-tuning on balanced replay (dataset ∪ online rows) with the κ the algorithm
+    passes: the plain loop's `run_updates` and the RLlib learner's give bit-identical networks and
+    priorities, from the same state, rows and minibatches."""
+    from ray.rllib.core import DEFAULT_MODULE_ID
+
+    from algorithms.registry import discover
+    from mprl.benchmarks.plain import PlainLearner
+
+    info = discover()["opt"]
+    make = lambda: (info.config_class()().environment(ENV)
+                    .training(**info.config_class().settings.bench_settings, paradigm="hybrid", dataset=random_dataset, eval_episodes=0,
+                              random_steps=0, learning_starts=0, train_batch_size_per_learner=32, hidden=[16, 16]))
+    env = gym.make(ENV)
+    algo = make().build_algo()
+    try:
+        learner = algo.learner_group._learner
+        rl_module = learner.module[DEFAULT_MODULE_ID]
+        plain = PlainLearner(make(), env.observation_space, env.action_space)
+        assert plain.sampler.mode == learner.updates.sampler.mode == "balanced"
+        plain.module.load_state_dict(rl_module.state_dict())
+        start = {k: v.clone() for k, v in rl_module.state_dict().items()}
+        assert torch.equal(learner.updates.sampler.generator.get_state(), plain.sampler.generator.get_state())
+        rng = torch.Generator().manual_seed(0)
+        obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
+        rows = {"obs": torch.randn(40, obs_dim, generator=rng), "actions": torch.rand(40, act_dim, generator=rng) * 2 - 1,
+                "rewards": torch.randn(40, generator=rng), "next_obs": torch.randn(40, obs_dim, generator=rng), "terminals": torch.zeros(40)}
+        rows = {k: v.numpy() for k, v in rows.items()}
+        learner.add_transitions(rows)
+        plain.add(rows)
+        # two updates: critics + density ratio, then those again + the actor on the κ-blend + targets
+        torch.manual_seed(123)
+        learner.run_updates(2, "update", env_steps=40, kappa=0.5)
+        torch.manual_seed(123)
+        plain.run_updates(2, "update", env_steps=40, kappa=0.5)
+        after_rllib, after_plain = rl_module.state_dict(), plain.module.state_dict()
+        for k in after_rllib:
+            assert torch.equal(after_rllib[k], after_plain[k]), k
+        for prefix in ("actor.", "critics_on.", "density_ratio."):
+            assert any(not torch.equal(start[k], after_plain[k]) for k in start if k.startswith(prefix)), f"{prefix} did not train"
+        a, b = learner.updates.sampler.get_state()["priorities"], plain.sampler.get_state()["priorities"]
+        assert (a == b).all()
+    finally:
+        algo.stop()
+        env.close()
+
+
+def test_bench_learner_json_hybrid(ray_local, capsys):
+    """Hybrid-only algorithms get a hybrid measurement (fine-tuning updates, the default hybrid
+    replay) with a ratio; their stages before fine-tuning are skipped."""
+    from mprl.cli import main
+
+    argv = ["bench", "learner", "--algo", "rlpd", "opt_spot", "--json", "--no-d3rlpy", "--env-steps", "10", "--fragment", "5", "--utd", "1",
+            "--repeats", "1", "--dataset-size", "600", "--batch-size", "32"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert list(out) == ["rlpd", "opt_spot"]
+    for name, replay in (("rlpd", "mixed"), ("opt_spot", "balanced")):
+        hyb = out[name]["hybrid"]
+        assert {"env_steps_per_s_rllib", "env_steps_per_s_plain", "ratio", "target"} <= hyb.keys(), hyb
+        assert hyb["env_steps_per_s_rllib"] > 0 and hyb["env_steps_per_s_plain"] > 0 and hyb["ratio"] > 0
+        assert (hyb["utd"], hyb["fragment"], hyb["replay"]) == (1, 5, replay)
+        assert out[name]["offline"] == {"skipped": "no offline paradigm"}
+
+
 def test_bench_subroutine_pipeline_spends_the_same_online_budget_per_method(tmp_path):
     """Each seed's pipeline passes the spec's checks (dataset from the paused phase, best_of with
     and without validation) and gives every method the same online env steps."""
@@ -89,3 +154,68 @@ def test_bench_subroutine_pipeline_spends_the_same_online_budget_per_method(tmp_
     assert phases["sub_noval"].budget_value == 6_000 and phases["iql"].dataset.from_phases == ["online"]
     assert phases["sub_val"].init_from.keep == "online" and phases["sub_noval"].init_from.validation == "none"
     assert all(p.tune.seeds == [3] for p in spec.phases)
+
+
+def _o2o_args(*argv: str) -> argparse.Namespace:
+    from mprl.benchmarks import o2o
+
+    parser = argparse.ArgumentParser()
+    o2o.add_parser(parser.add_subparsers())
+    return parser.parse_args(["o2o", *argv])
+
+
+@pytest.mark.parametrize("quality,kappa", [("random", (1.0, 1.0)), ("medium", (0.3, 0.9))])
+def test_bench_o2o_pipeline_gives_every_method_the_same_online_budget(tmp_path, quality, kappa):
+    """One offline checkpoint per backbone (one seed), every method fine-tuned for the same env
+    steps over the same seeds, each from its own backbone (RLPD from none), OPT's κ as the paper
+    sets it per dataset; the spec passes the scheduler's checks."""
+    from mprl.benchmarks import o2o
+    from mprl.spec import parse_pipeline
+
+    args = _o2o_args("--env-steps", "1200", "--offline-updates", "2000", "--seeds", "0", "1", "2")
+    spec = parse_pipeline(o2o.pipeline(args, quality, str(tmp_path)), source="bench o2o")
+    phases = {p.name: p for p in spec.phases}
+    offline = [p for p in spec.phases if p.name.startswith("offline_")]
+    assert [p.algorithm for p in offline] == ["td3_bc", "iql", "cal_ql", "spot", "pars"]
+    assert all(p.budget_value == 2000 and p.tune.seeds == [0] and p.select.rule == "last" for p in offline)
+    assert offline[0].dataset.build.quality == quality and offline[0].dataset.id == f"mprl/hopper/{quality}-v0"
+    tuned = [phases[m] for m in o2o.METHODS]
+    assert all(p.budget_value == 1200 and p.budget_unit == "env_steps" and p.tune.seeds == [0, 1, 2] for p in tuned)
+    assert {m: (phases[m].init_from.phase if phases[m].init_from else None) for m in o2o.METHODS} == {
+        "td3": "offline_td3_bc", "td3_opt": "offline_td3_bc", "iql": "offline_iql", "cal_ql": "offline_cal_ql",
+        "rlpd": None, "spot": "offline_spot", "pars": "offline_pars"}
+    assert phases["rlpd"].dataset.id == f"mprl/hopper/{quality}-v0" and phases["td3"].paradigm == "online"
+    opt = phases["td3_opt"].config
+    assert (opt["kappa_start"], opt["kappa_end"], opt["n_tau"], opt["n_pretrain"]) == (*kappa, 100, 200)
+    assert phases["spot"].config["vae_iterations"] == phases["offline_spot"].config["vae_iterations"] == 200
+
+
+def test_bench_o2o_refuses_an_unknown_method(tmp_path):
+    from mprl.benchmarks import o2o
+    from mprl.errors import MprlError
+
+    with pytest.raises(MprlError, match="unknown method.*sac.*choose from td3"):
+        o2o.bench_o2o(_o2o_args("--methods", "td3", "sac", "--out", str(tmp_path)))
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_bench_o2o_runs_and_reports_from_the_lineage(tmp_path, capsys):
+    """A tiny real run (TD3+BC → TD3, one seed) through the phase scheduler: the report's scores
+    and seconds are the lineage's, and the pipeline YAML is written for `mprl run`."""
+    from mprl.benchmarks import o2o
+    from mprl.lineage.store import LineageStore
+
+    out = tmp_path / "out"
+    args = _o2o_args("--qualities", "random", "--methods", "td3", "--offline-updates", "50", "--env-steps", "100",
+                     "--seeds", "0", "--dataset-size", "1500", "--eval-episodes", "1", "--evaluations", "1",
+                     "--minari-root", str(tmp_path / "minari"), "--out", str(out), "--json")
+    assert o2o.bench_o2o(args) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    res = result["results"]["random"]
+    with LineageStore(result["runs"]["random"], readonly=True) as store:
+        last = store.metrics(node_id="td3")[-1]
+        assert res["methods"]["td3"]["scores"] == [pytest.approx(last["normalized_score"])]
+        assert res["methods"]["td3"]["seconds_per_seed"] == pytest.approx(last["time_total_s"])
+        assert res["offline"]["td3_bc"]["score"] == pytest.approx(store.metrics(node_id="offline_td3_bc")[-1]["normalized_score"])
+    assert {p.name for p in out.iterdir()} >= {"o2o.md", "o2o.json", "o2o.png", "o2o_random.yaml"}
+    assert "| TD3 |" in (out / "o2o.md").read_text()

@@ -350,3 +350,50 @@ def test_cli_errors(tmp_path, capsys, monkeypatch):
     with pytest.raises(SystemExit) as e:
         main(["lineage", "export", "fresh", "--format", "svg"])
     assert e.value.code == 2 and "invalid choice: 'svg'" in capsys.readouterr().err
+
+
+def test_ensemble_node_has_every_member_as_parent(run, tmp_path):
+    """A node started from K checkpoints at once (`as: ensemble`): K parent edges, member k labelled,
+    in the store, the tree, JSON, DOT and the web page's graph; a lineage without `node_parents`
+    (written before it) reads as one parent per node."""
+    import sqlite3
+
+    from mprl.serve.catalog import lineage_graph
+
+    storage, ck = run
+    c0, c1 = ck["c100"], ck["c50"]  # best first: member 0 is the node's parent_checkpoint_id
+    with LineageStore(storage / RUN_ID) as store:
+        ens = {**_node("ens", "ens", 4, "off2on", "hybrid", "env_steps", 1_000, c0),
+               "parents": [(c0, "ensemble member 0"), (c1, "ensemble member 1")]}
+        store.upsert_node(ens)
+        store.upsert_node({**ens, "parents": [(c0, "ensemble member 0"), (c1, "ensemble member 1")]})  # idempotent
+    with _open(storage) as store:
+        assert [(e["member"], e["checkpoint_id"], e["label"]) for e in store.parents("ens")] == \
+            [(0, c0, "ensemble member 0"), (1, c1, "ensemble member 1")]
+        assert [e["checkpoint_id"] for e in store.parents("sac")] == [ck["cb0"]]  # one parent: from nodes
+        text, d, dot, graph = tree_text(store), export_json(store), export_dot(store), lineage_graph(store)
+    lines = text.splitlines()
+    full = _line(lines, "ens —")
+    assert lines[full].endswith(f"from {c0} (ensemble member 0), {c1} (ensemble member 1)")
+    assert _parent(lines, full) == lines[_line(lines, c0)]
+    ref = next(i for i, ln in enumerate(lines) if "↳ ens" in ln)
+    assert "ensemble member 1 ← this checkpoint" in lines[ref] and _parent(lines, ref) == lines[_line(lines, c1)]
+    node = next(n for n in d["nodes"] if n["node_id"] == "ens")
+    assert [(p["checkpoint_id"], p["member"], p["node_id"]) for p in node["parents"]] == [(c0, 0, "offline"), (c1, 1, "offline")]
+    assert f'"ck:{c0}" -> "node:ens"' in dot and f'"ck:{c1}" -> "node:ens"' in dot and r"ensemble member 1" in dot
+    edges = [e for e in graph["edges"] if e["to"] == "ens" and e["kind"] == "initialises"]
+    assert [(e["from"], e["member"], e["label"]) for e in edges] == [(c0, 0, "ensemble member 0"), (c1, 1, "ensemble member 1")]
+    assert {"from": ck["cb0"], "to": "sac", "kind": "initialises"} in graph["edges"]  # a one-parent edge as before
+
+    old = tmp_path / "old" / RUN_ID  # a lineage written before node_parents: no table, schema version 2
+    shutil.copytree(storage / RUN_ID, old)
+    with sqlite3.connect(old / "lineage.sqlite") as db:
+        db.execute("DROP TABLE node_parents")
+        db.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
+    with LineageStore(old, readonly=True) as store:
+        assert [e["checkpoint_id"] for e in store.parents("ens")] == [c0]
+        old_lines = tree_text(store).splitlines()
+    assert old_lines[_line(old_lines, "ens —")].endswith(f"from {c0}")  # read as before: one parent
+    with LineageStore(old) as store:  # a writer opening it adds the table
+        assert store.parents("ens")[0]["checkpoint_id"] == c0
+        assert store.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "3"

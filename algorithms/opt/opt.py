@@ -28,6 +28,8 @@ class OPTSettings(TD3Settings, OnlinePretrainingSettings):
 
     default_hybrid_replay: ClassVar[str] = "balanced"
     hybrid_replays: ClassVar[tuple[str, ...]] = ("balanced", "mixed", "online")
+    #: `mprl bench learner`'s hybrid measurement times fine-tuning updates only: no collect or pre-train stage
+    bench_settings: ClassVar[dict] = {"n_tau": 0, "n_pretrain": 0}
 
     use_q_on: bool = Field(True, description="False: no Q_on-pt; Q_off-pt is pre-trained and used alone (ablation)")
     utd: int = Field(5, ge=1, description="gradient updates per environment step during fine-tuning")

@@ -26,6 +26,8 @@ class OPTIQLSettings(IQLSettings, OnlinePretrainingSettings):
 
     default_hybrid_replay: ClassVar[str] = "balanced"
     hybrid_replays: ClassVar[tuple[str, ...]] = ("balanced", "mixed", "online")
+    #: `mprl bench learner`'s hybrid measurement times fine-tuning updates only: no collect or pre-train stage
+    bench_settings: ClassVar[dict] = {"n_tau": 0, "n_pretrain": 0}
 
 
 class OPTIQLConfig(IQLConfig):

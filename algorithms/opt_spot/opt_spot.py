@@ -32,7 +32,8 @@ class OPTSPOTSettings(SPOTSettings, OnlinePretrainingSettings):
 
     default_hybrid_replay: ClassVar[str] = "balanced"
     hybrid_replays: ClassVar[tuple[str, ...]] = ("balanced", "mixed", "online")
-    bench_settings: ClassVar[dict] = {}
+    #: `mprl bench learner`'s hybrid measurement times fine-tuning updates only: no VAE, collect or pre-train stage
+    bench_settings: ClassVar[dict] = {"vae_iterations": 0, "n_tau": 0, "n_pretrain": 0}
 
 
 class OPTSPOTConfig(SPOTConfig):

@@ -57,6 +57,7 @@ class PlainLearner:
         self.batch_size = int(config.train_batch_size_per_learner)
         self._env: gym.Env | None = None
         self._obs: np.ndarray | None = None
+        self.env_steps = 0  # env steps of `train_online` so far (all calls)
 
     @property
     def sampler(self) -> Any:
@@ -71,6 +72,14 @@ class PlainLearner:
             metrics = self.updates.update(batch)
         return metrics
 
+    def run_updates(self, num_updates: int, step: str = "update", env_steps: int | None = None, **params: Any) -> dict[str, float]:
+        """`DataLearner.run_updates` without Ray: the algorithm's own `Updates.run` (its `step` with
+        the per-update `params` the algorithm passes, e.g. OPT's κ, SPOT's λ, IQL's update count;
+        metrics reduced once), `env_steps` set first for online decays."""
+        if env_steps is not None:
+            self.updates.env_steps = env_steps
+        return self.updates.run(num_updates, step, **params)
+
     def add(self, transitions: dict[str, np.ndarray]) -> None:
         """Online rows into the sampler, as `DataLearner.add_transitions` stores them."""
         if "source" in self.updates.REPLAY_FIELDS:
@@ -83,10 +92,17 @@ class PlainLearner:
         a = self.module.explore(torch.as_tensor(obs, dtype=torch.float32, device=self.device)[None])
         return a[0].cpu().numpy()
 
-    def train_online(self, env_id: str, env_steps: int, *, utd: int, fragment: int, seed: int = 0) -> None:
+    def train_online(self, env_id: str, env_steps: int, *, utd: int, fragment: int, seed: int = 0,
+                     fragment_calls: Callable[[], tuple[int, str, dict[str, Any]]] | None = None) -> None:
         """The base's online loop by hand: after each fragment of k env steps (exploring with the
         module's own `explore`), k transitions into the sampler, then exactly k × utd updates.
-        The environment and its episode carry over between calls, as an env runner's do."""
+        The environment and its episode carry over between calls, as an env runner's do.
+
+        `fragment_calls` (hybrid phases): each fragment's updates as the algorithm asked its learner
+        for them (num_updates, step, the other arguments of `run_updates`: env_steps and the
+        per-update params its `fragment_updates` passes, e.g. OPT's κ, SPOT's λ), made here through
+        `run_updates` after a check against this loop's own schedule (k × utd updates at the same
+        env step), so both sides make the same updates."""
         if self._env is None:
             self._env = gym.make(env_id)
             self._obs, _ = self._env.reset(seed=seed)
@@ -102,7 +118,15 @@ class PlainLearner:
                     rows[key].append(v)
                 obs = env.reset()[0] if terminated or truncated else next_obs
             self.add({key: np.asarray(v, dtype=np.float32) for key, v in rows.items()})
-            self.update(k * utd)
+            self.env_steps += k
+            if fragment_calls is None:
+                self.update(k * utd)
+            else:
+                n, step, kwargs = fragment_calls()
+                if n != k * utd or kwargs.get("env_steps", self.env_steps) != self.env_steps:
+                    raise RuntimeError(f"the algorithm made {n} updates at env step {kwargs.get('env_steps')}; this loop's fragment "
+                                       f"calls for {k * utd} at env step {self.env_steps}: the two sides' schedules differ")
+                self.run_updates(n, step, **kwargs)
             done += k
         self._obs = obs
 

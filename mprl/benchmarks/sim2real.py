@@ -120,6 +120,7 @@ def plot(out: dict[str, Any], path: Path, args: argparse.Namespace) -> None:
 
 
 def bench_sim2real(args: argparse.Namespace) -> int:
+    from mprl.benchmarks.outputs import write_outputs
     from mprl.pipeline.driver import run_pipeline
     from mprl.spec import parse_pipeline
 
@@ -131,11 +132,7 @@ def bench_sim2real(args: argparse.Namespace) -> int:
     out = summarize_run(result.run_dir)
     out.update({"run_dir": result.run_dir, "wall_s": time.time() - t0, "sim_env": args.sim_env, "real_env": args.real_env,
                 "sim_steps": args.sim_steps, "real_steps": args.real_steps, "seeds": list(args.seeds)})
-    (out_dir / "sim2real.json").write_text(json.dumps(out, indent=2, default=str))
-    text = report(out, args)
-    (out_dir / "sim2real.md").write_text(text + "\n")
-    plot(out, out_dir / "sim2real.png", args)
-    print(json.dumps(out, default=str) if args.json else f"{text}\n\nwall-clock {out['wall_s'] / 60:.1f} min; {out_dir}/sim2real.{{md,json,png}}; lineage: {result.run_dir}")
+    write_outputs(out_dir, "sim2real", out, report(out, args), lambda path: plot(out, path, args), args.json, tail=f"; lineage: {result.run_dir}")
     return 0
 
 

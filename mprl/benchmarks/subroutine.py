@@ -120,6 +120,7 @@ def plot(out: dict[str, Any], path: Path, args: argparse.Namespace) -> None:
 
 
 def bench_subroutine(args: argparse.Namespace) -> int:
+    from mprl.benchmarks.outputs import write_outputs
     from mprl.pipeline.driver import run_pipeline
     from mprl.spec import parse_pipeline
 
@@ -135,11 +136,7 @@ def bench_subroutine(args: argparse.Namespace) -> int:
     out = summarize_runs(run_dirs)
     out.update({"runs": run_dirs, "wall_s": time.time() - t0, "env": args.env, "pause": args.pause, "after": args.after,
                 "offline_updates": args.offline_updates, "seeds": list(args.seeds)})
-    (out_dir / "subroutine.json").write_text(json.dumps(out, indent=2, default=str))
-    text = report(out, args)
-    (out_dir / "subroutine.md").write_text(text + "\n")
-    plot(out, out_dir / "subroutine.png", args)
-    print(json.dumps(out, default=str) if args.json else f"{text}\n\nwall-clock {out['wall_s'] / 60:.1f} min; {out_dir}/subroutine.{{md,json,png}}")
+    write_outputs(out_dir, "subroutine", out, report(out, args), lambda path: plot(out, path, args), args.json)
     return 0
 
 

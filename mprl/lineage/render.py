@@ -2,7 +2,9 @@
 
 The tree alternates phase runs and the checkpoints that seed the next phase: a node, under it
 its selected checkpoints, under each checkpoint the phase runs it seeded. That is the order in
-which the scheduler made them, so a reader follows one policy's history by reading down.
+which the scheduler made them, so a reader follows one policy's history by reading down. A node
+with several parents (an ensemble: member k from checkpoint k) is drawn under its member 0 and
+named, with its member index, under each other member's checkpoint.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class Lineage:
     best: dict[str, dict[str, Any]] = field(default_factory=dict)  # node -> its best row (metrics or checkpoint)
     datasets: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # by phase: built from earlier phases' experience
     selections: dict[str, dict[str, Any]] = field(default_factory=dict)  # by phase: the validated choice of its start
+    parents: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # by node: its parent edges, member 0 first
 
     @property
     def spec(self) -> dict[str, Any]:
@@ -46,12 +49,18 @@ class Lineage:
         """Nodes seeded by nothing, or by a checkpoint from outside this run."""
         return [n for n in self.nodes if self.parent_node(n) is None]
 
+    def parent_edges(self, node: dict[str, Any]) -> list[dict[str, Any]]:
+        """The node's parents {checkpoint_id, member, label}: K for an ensemble, else its one parent (or none)."""
+        return self.parents.get(node["node_id"]) or (
+            [{"node_id": node["node_id"], "member": 0, "checkpoint_id": node["parent_checkpoint_id"], "label": None}] if node["parent_checkpoint_id"] else [])
+
     def seeded_by(self, checkpoint_id: str) -> list[dict[str, Any]]:
-        return [n for n in self.nodes if n["parent_checkpoint_id"] == checkpoint_id]
+        """The nodes that this checkpoint is a parent of (as the one parent or as any ensemble member)."""
+        return [n for n in self.nodes if any(e["checkpoint_id"] == checkpoint_id for e in self.parent_edges(n))]
 
     def shown_checkpoints(self, node_id: str) -> list[dict[str, Any]]:
         """The node's selected checkpoints, plus any that seeded a phase without being marked selected."""
-        seeds = {n["parent_checkpoint_id"] for n in self.nodes}
+        seeds = {e["checkpoint_id"] for n in self.nodes for e in self.parent_edges(n)}
         cks = [c for c in self.checkpoints.values()
                if c["node_id"] == node_id and (c["selected"] or c["checkpoint_id"] in seeds)]
         axis = next(n["axis"] for n in self.nodes if n["node_id"] == node_id)
@@ -74,6 +83,8 @@ def load(store: LineageStore) -> Lineage:
     for d in store.datasets():  # recorded under the phase's name (built once, before its trials)
         lin.datasets.setdefault(d["node_id"], []).append(d)
     lin.selections = {s["node_id"]: s for s in store.selections()}
+    for e in store.parents():
+        lin.parents.setdefault(e["node_id"], []).append(e)
     modes = {p.get("name"): (p.get("tune") or {}).get("mode", "max") for p in lin.spec.get("phases", []) if isinstance(p, dict)}
     for n in nodes:
         # checkpoints first: on a tie (a checkpoint is written after every evaluation) the best names a checkpoint
@@ -139,7 +150,11 @@ def _first_line(text: str, n: int = 120) -> str:
 def node_line(lin: Lineage, n: dict[str, Any]) -> str:
     parts = [f"{n['node_id']} — phase {n['phase']}", f"{n['algorithm']} ({n['paradigm']})", fmt_budget(n), n["status"],
              "best " + fmt_score(lin.best.get(n["node_id"]))]
-    if n["parent_checkpoint_id"]:
+    edges = lin.parent_edges(n)
+    if len(edges) > 1:  # an ensemble: every member's checkpoint
+        parts.append("from " + ", ".join(f"{e['checkpoint_id']} ({e['label'] or 'member ' + str(e['member'])})"
+                                         + ("" if e["checkpoint_id"] in lin.checkpoints else " (outside this run)") for e in edges))
+    elif n["parent_checkpoint_id"]:
         outside = "" if n["parent_checkpoint_id"] in lin.checkpoints else " (outside this run)"
         parts.append(f"from {n['parent_checkpoint_id']}{outside}")
     if n["branch"]:
@@ -263,9 +278,16 @@ def tree_text(store: LineageStore) -> str:
             last = i == len(cks) - 1
             lines.append(prefix + ("└── " if last else "├── ") + checkpoint_line(lin, ck, n))
             sub = prefix + ("    " if last else "│   ")
-            kids = [k for k in lin.seeded_by(ck["checkpoint_id"]) if k["node_id"] not in seen]  # a corrupt cycle ends here
-            for j, kid in enumerate(kids):
+            # drawn in full under its first parent (an ensemble's member 0), named under its other parents
+            kids = [(k, k["parent_checkpoint_id"] == ck["checkpoint_id"]) for k in lin.seeded_by(ck["checkpoint_id"])]
+            kids = [(k, full) for k, full in kids if not (full and k["node_id"] in seen)]  # a corrupt cycle ends here
+            for j, (kid, full) in enumerate(kids):
                 klast = j == len(kids) - 1
+                if not full:
+                    e = next(e for e in lin.parent_edges(kid) if e["checkpoint_id"] == ck["checkpoint_id"])
+                    lines.append(sub + ("└── " if klast else "├── ") + f"↳ {kid['node_id']} (phase {kid['phase']}) · "
+                                 f"{e['label'] or 'member ' + str(e['member'])} ← this checkpoint · shown in full under {kid['parent_checkpoint_id']}")
+                    continue
                 lines.append(sub + ("└── " if klast else "├── ") + node_line(lin, kid))
                 block(kid, sub + ("    " if klast else "│   "))
 
@@ -306,6 +328,8 @@ def export_json(store: LineageStore, metrics: bool = False) -> dict[str, Any]:
     for n in lin.nodes:
         d = _parsed(n)
         d["parent_node"] = lin.parent_node(n)
+        d["parents"] = [{"checkpoint_id": e["checkpoint_id"], "member": e["member"], "label": e["label"],
+                         "node_id": (lin.checkpoints.get(e["checkpoint_id"]) or {}).get("node_id")} for e in lin.parent_edges(n)]
         d["env_context"] = _env_context(n["env"])
         best = lin.best.get(n["node_id"])
         s = score_of(best) if best else None
@@ -368,14 +392,15 @@ def export_dot(store: LineageStore) -> str:
             out.append(f"  {_q('node:' + n['node_id'])} -> {_q('ck:' + cid)} " + _attrs(label="selected" if ck["selected"] else "seed"))
     outside: set[str] = set()
     for n in lin.nodes:
-        pid = n["parent_checkpoint_id"]
-        if not pid:
-            continue
-        if pid not in lin.checkpoints and pid not in outside:  # seeded from outside the run: draw where from
-            outside.add(pid)
-            out.append(f"  {_q('ck:' + pid)} " + _attrs(label=f"{pid}\n(outside this run)", shape="ellipse", style="dashed"))
-        tr = lin.transfers.get(n["node_id"])
-        edge = {"label": f"init → {n['algorithm']}" + (f"\n{_first_line(tr['summary'], 60)}" if tr and tr["summary"] else "")}
-        out.append(f"  {_q('ck:' + pid)} -> {_q('node:' + n['node_id'])} " + _attrs(**edge))
+        edges = lin.parent_edges(n)
+        for e in edges:  # one edge per parent: an ensemble's K members, each labelled with its index
+            pid = e["checkpoint_id"]
+            if pid not in lin.checkpoints and pid not in outside:  # seeded from outside the run: draw where from
+                outside.add(pid)
+                out.append(f"  {_q('ck:' + pid)} " + _attrs(label=f"{pid}\n(outside this run)", shape="ellipse", style="dashed"))
+            tr = lin.transfers.get(n["node_id"])
+            label = f"init → {n['algorithm']}" + (f"\n{e['label'] or 'member ' + str(e['member'])}" if len(edges) > 1 else "")
+            edge = {"label": label + (f"\n{_first_line(tr['summary'], 60)}" if tr and tr["summary"] and len(edges) == 1 else "")}
+            out.append(f"  {_q('ck:' + pid)} -> {_q('node:' + n['node_id'])} " + _attrs(**edge))
     out.append("}")
     return "\n".join(out) + "\n"

@@ -11,6 +11,10 @@ checkpoint folder that Tune rewrites after a resume is re-recorded with its new 
 
 Nodes of the lineage tree are *phase runs*: one per phase and per checkpoint that seeds it
 (a phase seeded from three checkpoints of the previous phase is three nodes, `phase.b0..b2`).
+A node has one parent (`nodes.parent_checkpoint_id`), except a node started from K checkpoints
+at once (`init_from: {..., as: ensemble}`): its K parents, member k from checkpoint k, are rows of
+`node_parents`, and `parent_checkpoint_id` is member 0. `LineageStore.parents()` is every parent
+edge of every node, either way (a lineage written before `node_parents` reads as one parent each).
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from mprl.storage import StorageNotFound, cache_root, download, exists, fs_path,
 from mprl.axes import AXES
 
 LINEAGE_FILE = "lineage.sqlite"
-SCHEMA_VERSION = 2  # 2: nodes.regime_json (the regime diagnosis of a warm-started phase)
+SCHEMA_VERSION = 3  # 2: nodes.regime_json (the regime diagnosis of a warm-started phase); 3: node_parents
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -74,6 +78,9 @@ CREATE TABLE IF NOT EXISTS datasets (
 CREATE TABLE IF NOT EXISTS selections (
     node_id TEXT PRIMARY KEY, validation TEXT NOT NULL, scores_json TEXT NOT NULL,
     chosen_checkpoint_id TEXT, env_steps INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS node_parents (
+    node_id TEXT NOT NULL, member INTEGER NOT NULL, checkpoint_id TEXT NOT NULL, label TEXT,
+    PRIMARY KEY (node_id, member));
 CREATE INDEX IF NOT EXISTS metrics_node ON metrics(node_id);
 CREATE INDEX IF NOT EXISTS checkpoints_node ON checkpoints(node_id);
 """
@@ -252,7 +259,9 @@ class LineageStore:
 
     def upsert_node(self, node: dict[str, Any]) -> None:
         """Insert a phase run, or update its status/result fields if it exists (`regime_json`: its
-        regime diagnosis, written with the node, so no node is recorded started without it)."""
+        regime diagnosis, written with the node, so no node is recorded started without it).
+        `parents`: a node with several parents (an ensemble), [(checkpoint id, label)] with member k
+        at index k, written with the node too (they replace any recorded before)."""
         cols = ["node_id", "run_id", "phase", "ordinal", "branch", "parent_checkpoint_id", "algorithm", "paradigm", "env",
                 "dataset", "budget_unit", "budget_value", "axis", "config_hash", "experiment_path", "status", "error",
                 "started_at", "ended_at", "result_json", "regime_json"]
@@ -265,6 +274,10 @@ class LineageStore:
                 f"ON CONFLICT(node_id) DO UPDATE SET {updates}",
                 [row[c] for c in cols],
             )
+            if node.get("parents"):
+                db.execute("DELETE FROM node_parents WHERE node_id=?", (node["node_id"],))
+                db.executemany("INSERT INTO node_parents VALUES (?,?,?,?)",
+                               [(node["node_id"], k, cid, label) for k, (cid, label) in enumerate(node["parents"])])
 
     def set_node_status(self, node_id: str, status: str, error: str | None = None, result: dict | None = None) -> None:
         with self.transaction() as db:
@@ -391,6 +404,20 @@ class LineageStore:
     def node(self, node_id: str) -> dict[str, Any] | None:
         rows = self._all("SELECT * FROM nodes WHERE node_id=?", (node_id,))
         return rows[0] if rows else None
+
+    def parents(self, node_id: str | None = None) -> list[dict[str, Any]]:
+        """Parent edges {node_id, member, checkpoint_id, label}, by node then member: an ensemble's K
+        rows of `node_parents`, else the node's one `parent_checkpoint_id` (member 0, no label)."""
+        many: dict[str, list[dict[str, Any]]] = {}
+        for r in self._optional("SELECT * FROM node_parents ORDER BY node_id, member"):  # none in an older lineage
+            many.setdefault(r["node_id"], []).append(r)
+        out = []
+        for n in ([self.node(node_id)] if node_id is not None else self.nodes()):
+            if n is None:
+                continue
+            out += many.get(n["node_id"]) or ([{"node_id": n["node_id"], "member": 0, "checkpoint_id": n["parent_checkpoint_id"], "label": None}]
+                                               if n["parent_checkpoint_id"] else [])
+        return out
 
     def trials(self, node_id: str | None = None) -> list[dict[str, Any]]:
         if node_id is None:

@@ -325,7 +325,7 @@ class Scheduler:
     def _ensemble_parent(self, phase: Any, nodes_of: dict[str, list[str]]) -> dict[str, Any]:
         """`init_from: {phase: P, top_k: K, as: ensemble}`: the best checkpoint of each of P's K best
         trials (by P's metric: normalized_score where recorded, else evaluation_return), best first;
-        the parent names the first and lists all under `members`."""
+        the parent names the first and lists all under `members` (each a parent edge of the node in the lineage)."""
         init = phase.init_from
         source = self.spec.phase(init.phase)
         sign = -1 if (source is not None and source.tune.mode == "min") else 1
@@ -406,6 +406,8 @@ class Scheduler:
             "experiment_path": node_id, "status": "running", "started_at": None if resume else time.time(),
             "regime_json": json.dumps(regime, allow_nan=False) if regime else None,
         }
+        if parent is not None and parent.get("members"):  # every member's checkpoint is a parent (member 0 is parent_checkpoint_id)
+            node["parents"] = [(m["checkpoint_id"], f"ensemble member {k}") for k, m in enumerate(parent["members"])]
         self.store.upsert_node(node)
         self._sync_lineage()
         self.nodes[node_id] = node

@@ -141,6 +141,9 @@ def lineage_graph(store: LineageStore) -> dict[str, Any]:
         videos.setdefault(v["checkpoint_id"], []).append(v["video_id"])
     transfers = {t["node_id"]: t for t in store.transfers()}
     datasets: set[str] = set()
+    parents: dict[str, list[dict[str, Any]]] = {}
+    for e in store.parents():  # an ensemble's K members, else the node's one parent
+        parents.setdefault(e["node_id"], []).append(e)
     for n in store.nodes():
         nodes.append({
             "id": n["node_id"], "kind": "phase", "phase": n["phase"], "ordinal": n["ordinal"], "branch": n["branch"],
@@ -153,8 +156,10 @@ def lineage_graph(store: LineageStore) -> dict[str, Any]:
                 datasets.add(n["dataset"])
                 nodes.append({"id": f"dataset:{n['dataset']}", "kind": "dataset", "label": n["dataset"]})
             edges.append({"from": f"dataset:{n['dataset']}", "to": n["node_id"], "kind": "trains_on"})
-        if n["parent_checkpoint_id"]:
-            edges.append({"from": n["parent_checkpoint_id"], "to": n["node_id"], "kind": "initialises"})
+        seeds = parents.get(n["node_id"], [])
+        for e in seeds:  # an ensemble's edges carry the member index and its label
+            edges.append({"from": e["checkpoint_id"], "to": n["node_id"], "kind": "initialises",
+                          **({"member": e["member"], "label": e["label"] or f"member {e['member']}"} if len(seeds) > 1 else {})})
     for c in store.checkpoints():
         nodes.append({
             "id": c["checkpoint_id"], "kind": "checkpoint", "node_id": c["node_id"], "trial_id": c["trial_id"],

@@ -495,7 +495,9 @@ function renderLineage(graph) {
     const a = pos[e.from], b = pos[e.to];
     if (!a || !b) continue;
     const x1 = a.x + a.w, y1 = a.y + a.h / 2, x2 = b.x, y2 = b.y + b.h / 2, mx = (x1 + x2) / 2;
-    svg.appendChild(el("path", { class: `edge ${e.kind}`, d: `M${x1},${y1} C${mx},${y1} ${mx},${y2} ${x2},${y2}`, "data-from": e.from, "data-to": e.to }));
+    const path = el("path", { class: `edge ${e.kind}`, d: `M${x1},${y1} C${mx},${y1} ${mx},${y2} ${x2},${y2}`, "data-from": e.from, "data-to": e.to });
+    if (e.label) { path.setAttribute("data-label", e.label); path.appendChild(el("title", {}, `${e.from} → ${e.to}: ${e.label}`)); }  // an ensemble member's edge
+    svg.appendChild(path);
   }
   for (const n of graph.nodes) {
     const p = pos[n.id];
