@@ -199,9 +199,9 @@ def resolve_family(regime_setting: str, diagnosis: Diagnosis | dict[str, Any] | 
         raise ValueError("regime: auto needs the phase's regime diagnosis (a warm start and a dataset)")
     d = diagnosis.to_dict() if isinstance(diagnosis, Diagnosis) else diagnosis
     j0, jd = d["j_pi0"]["mean"], d["j_data"]["mean"]
-    why = {"Superior": "π0 is significantly stronger than the data", "Inferior": "the data is significantly stronger than π0",
-           "Comparable": f"neither is significantly stronger (Comparable: auto takes {COMPARABLE_FAMILY})"}[d["regime"]]
-    return d["family"], f"regime: auto → {d['family']}: {d['regime']}, J(π0) {j0:.1f} vs J(π_D) {jd:.1f} beyond δ {d['margin_return']:.1f}; {why}"
+    why = {"Superior": "π0 is significantly stronger than the data, by more than δ", "Inferior": "the data is significantly stronger than π0, by more than δ",
+           "Comparable": f"neither is significantly stronger by more than δ (Comparable: auto takes {COMPARABLE_FAMILY})"}[d["regime"]]
+    return d["family"], f"regime: auto → {d['family']}: {d['regime']}, J(π0) {j0:.1f} vs J(π_D) {jd:.1f}, margin δ {d['margin_return']:.1f}; {why}"
 
 
 #: π0-centric: WSRL's warm-up (Zhou et al. 2024) collects 5,000 env steps with the frozen π0 before

@@ -11,8 +11,8 @@ policy (the members' Gaussians combined, off2on_module.EnsembleGaussianActor); a
     w        L_ψ = E_off[−log(2 / (w + 1))] − E_on[log(2w / (w + 1))]     (JS; B_off, B_on uniform batches)
     priority p_i = clamp( w(s_i, a_i)^(1/T) / mean_off(w^(1/T)), 1e-3, 1e3 )  for the replayed rows
 
-The target uses SAC's `sac_target` member by member, the actor loss `sac_actor_loss` with the
-pessimistic reduction; the density ratio is the network and loss OPT uses too (algorithms.common.online_pretraining).
+The update is SAC's (`SACUpdates`) with the ensemble's critic loss and the pessimistic actor
+reduction; the density ratio is the network and loss OPT uses too (algorithms.common.online_pretraining).
 """
 
 from __future__ import annotations
@@ -22,14 +22,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from algorithms.common.learner import Updates
 from algorithms.common.online_pretraining import density_ratio_loss
-from algorithms.common.targets import SoftUpdater
-from algorithms.sac.sac_learner import (
-    default_target_entropy,
-    sac_actor_loss,
-    temperature_loss,
-)
+from algorithms.sac.sac_learner import SACUpdates
 
 PRIORITY_MIN, PRIORITY_MAX = 1e-3, 1e3  # O: normalized_weight.clamp(0.001, 1000)
 
@@ -65,55 +59,21 @@ def balanced_priorities(w: torch.Tensor, w_off: torch.Tensor, temperature: float
     return (w.pow(1.0 / temperature) / (w_off.pow(1.0 / temperature).mean() + 1e-10)).clamp(PRIORITY_MIN, PRIORITY_MAX)
 
 
-class Off2OnUpdates(Updates):
-    """Critics, actor, temperature, density ratio and priorities, then Polyak targets, once per minibatch."""
+class Off2OnUpdates(SACUpdates):
+    """SAC's update order (critics, actor, temperature, targets) with the ensemble's critic loss and
+    pessimistic actor, and the density ratio and priorities stepped before the targets move."""
+
+    bellman_target = staticmethod(ensemble_targets)  # y_k per member
+    critic_td = staticmethod(ensemble_critic_loss)   # summed over members
+    actor_reduce = staticmethod(pessimistic_mean)
 
     @staticmethod
     def optimizer_groups(module: nn.Module, config: Any) -> dict[str, tuple[nn.Module | list[nn.Parameter], float]]:
-        return {
-            "critic": (module.critics, config.critic_lr),
-            "actor": (module.actor, config.actor_lr),
-            "alpha": ([module.log_alpha], config.alpha_lr),
-            "density_ratio": (module.density_ratio, config.density_ratio_lr),
-        }
+        return {**SACUpdates.optimizer_groups(module, config), "density_ratio": (module.density_ratio, config.density_ratio_lr)}
 
-    def setup(self) -> None:
-        c = self.config
-        self.target_entropy = default_target_entropy(self.m.act_dim) if c.target_entropy is None else float(c.target_entropy)
-        self.soft_update = SoftUpdater([(self.m.critics_target, self.m.critics)], c.tau)
-
-    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        m, c = self.m, self.config
-        b = self.normalised(batch)
-        alpha = m.log_alpha.exp().detach()
-
-        # 1. Critics: each member's twins against its own targets, summed over members.
-        y = ensemble_targets(m.actor, m.critics_target, b["next_obs"], b["rewards"], b["terminals"], c.gamma, alpha, c.backup_entropy)
-        q = m.critics(b["obs"], b["actions"])
-        critic_loss = ensemble_critic_loss(q, y)
-        self.step("critic", critic_loss)
-
-        # 2. Actor: the ensemble policy against the pessimistic ensemble mean (critics frozen).
-        m.critics.requires_grad_(False)
-        actor_loss, log_pi = sac_actor_loss(m.actor, m.critics, b["obs"], alpha, pessimistic_mean)
-        self.step("actor", actor_loss)
-        m.critics.requires_grad_(True)
-
-        metrics = {"critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach(), "q_mean": q.detach().mean(),
-                   "entropy": -log_pi.detach().mean(), "alpha": alpha}
-        # 3. Temperature.
-        if c.learn_alpha:
-            alpha_loss = temperature_loss(m.log_alpha, log_pi, self.target_entropy)
-            self.step("alpha", alpha_loss)
-            metrics["alpha_loss"] = alpha_loss.detach()
-
-        # 4. Density ratio and the replayed rows' priorities (balanced replay).
-        if "idx" in batch:
-            metrics.update(self.update_density_ratio(b, batch["idx"]))
-
-        # 5. Targets.
-        self.soft_update()
-        return metrics
+    def after_temperature(self, b: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        # balanced replay only: the sampler hands the replayed rows' indices
+        return self.update_density_ratio(b, batch["idx"]) if "idx" in batch else {}
 
     def update_density_ratio(self, batch_n: dict[str, torch.Tensor], idx: torch.Tensor) -> dict[str, torch.Tensor]:
         """One step of w on uniform B_off / B_on minibatches; the replayed rows get w's priorities

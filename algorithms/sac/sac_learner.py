@@ -74,7 +74,18 @@ def default_target_entropy(act_dim: int) -> float:
 
 
 class SACUpdates(Updates):
-    """Critic, actor, temperature, then Polyak targets, once per minibatch."""
+    """Critic, actor, temperature, then Polyak targets, once per minibatch.
+
+    A SAC variant (Off2On) changes only what its hooks hold: `bellman_target` and `critic_td`
+    (the critic loss), `actor_reduce`, and `after_temperature` (a step of its own before the
+    targets move)."""
+
+    #: y from the target critics (`sac_target`'s signature)
+    bellman_target: Callable[..., torch.Tensor] = staticmethod(sac_target)
+    #: J_Q from Q(s, a) and y
+    critic_td: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = staticmethod(td_loss)
+    #: how the actor's loss reduces the critics' values at ã (min_j: clipped double Q)
+    actor_reduce: Callable[[torch.Tensor], torch.Tensor] = staticmethod(min_q)
 
     @staticmethod
     def optimizer_groups(module: nn.Module, config: Any) -> dict[str, tuple[nn.Module | list[nn.Parameter], float]]:
@@ -89,20 +100,24 @@ class SACUpdates(Updates):
         self.target_entropy = default_target_entropy(self.m.act_dim) if c.target_entropy is None else float(c.target_entropy)
         self.soft_update = SoftUpdater([(self.m.critics_target, self.m.critics)], c.tau)
 
+    def after_temperature(self, b: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A variant's own step on the normalised (`b`) and raw (`batch`) minibatch; its metrics."""
+        return {}
+
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         m, c = self.m, self.config
         b = self.normalised(batch)
         alpha = m.log_alpha.exp().detach()
 
         # 1. Critics: soft Bellman residual against the target critics.
-        y = sac_target(m.actor, m.critics_target, b["next_obs"], b["rewards"], b["terminals"], c.gamma, alpha, c.backup_entropy)
+        y = self.bellman_target(m.actor, m.critics_target, b["next_obs"], b["rewards"], b["terminals"], c.gamma, alpha, c.backup_entropy)
         q = m.critics(b["obs"], b["actions"])
-        critic_loss = td_loss(q, y)
+        critic_loss = self.critic_td(q, y)
         self.step("critic", critic_loss)
 
         # 2. Actor, on the updated critics (frozen: its backward pass computes no critic gradients).
         m.critics.requires_grad_(False)
-        actor_loss, log_pi = sac_actor_loss(m.actor, m.critics, b["obs"], alpha)
+        actor_loss, log_pi = sac_actor_loss(m.actor, m.critics, b["obs"], alpha, self.actor_reduce)
         self.step("actor", actor_loss)
         m.critics.requires_grad_(True)
 
@@ -113,6 +128,7 @@ class SACUpdates(Updates):
             alpha_loss = temperature_loss(m.log_alpha, log_pi, self.target_entropy)
             self.step("alpha", alpha_loss)
             metrics["alpha_loss"] = alpha_loss.detach()
+        metrics.update(self.after_temperature(b, batch))
 
         # 4. Targets.
         self.soft_update()

@@ -15,7 +15,7 @@ import numpy as np
 INSTALL = 'pip install -c constraints.txt -e ".[bench]" && pip install --no-deps d3rlpy==2.8.1'
 #: mprl algorithm → d3rlpy config class name
 D3RLPY_NAMES = {"td3": "TD3Config", "td3_bc": "TD3PlusBCConfig", "sac": "SACConfig", "bc": "BCConfig",
-                "iql": "IQLConfig", "awac": "AWACConfig", "cql": "CQLConfig"}
+                "iql": "IQLConfig", "awac": "AWACConfig", "cql": "CQLConfig", "cal_ql": "CalQLConfig"}
 
 
 def available() -> bool:
@@ -89,7 +89,9 @@ def make(name: str, c: Any, *, dataset_obs: np.ndarray | None = None, budget: in
     elif name == "awac":
         kw = {"actor_learning_rate": c.actor_lr, "critic_learning_rate": c.critic_lr, "tau": c.tau, "lam": c.awac_lambda, "n_action_samples": 1,
               "actor_encoder_factory": enc, "critic_encoder_factory": enc}
-    else:  # cql: critics of q_n_hidden_layers × width; α′ fixed at 1 unless the Lagrange variant learns it
+    else:  # cql, cal_ql: critics of q_n_hidden_layers × width; α′ fixed at 1 unless the Lagrange variant learns it.
+        # d3rlpy's CalQL takes the discounted return-to-go of each sampled transition from its
+        # episode's remaining rewards (its BasicTransitionPicker), as ours stores per transition.
         critic = _encoder([_hidden(c)[0]] * int(c.q_n_hidden_layers))
         kw = {"actor_learning_rate": c.actor_lr, "critic_learning_rate": c.critic_lr, "temp_learning_rate": c.alpha_lr if c.learn_alpha else 0.0,
               "alpha_learning_rate": c.cql_lagrange_lr if c.cql_lagrange else 0.0, "initial_alpha": 1.0,

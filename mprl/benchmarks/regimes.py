@@ -73,11 +73,11 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(rows) + 2), 3.5))
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.6 * len(rows) + 2), 3.8))
     xs = range(len(rows))
     ax.bar([x - 0.2 for x in xs], [r["best_pi0_centric"] or 0 for r in rows], 0.4, label="best π0-centric")
     ax.bar([x + 0.2 for x in xs], [r["best_d_centric"] or 0 for r in rows], 0.4, label="best D-centric")
-    ax.set_xticks(list(xs), [f"{r['algorithm']} {Path(r['dataset']).name}\n{r['regime']} ({_fmt(r['held'])})" for r in rows], fontsize=7)
+    ax.set_xticks(list(xs), [f"{r['algorithm']}\n{Path(r['dataset']).name}\n{r['regime']} ({_fmt(r['held'])})" for r in rows], fontsize=7)
     ax.set_ylabel(rows[0]["score"] if rows else "score")
     ax.legend(fontsize=7)
     fig.tight_layout()
