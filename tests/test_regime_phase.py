@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_web import browser  # noqa: F401  (the headless Chromium fixture)
 
 from mprl.errors import SpecError
 from mprl.regime import WARMUP_STEPS, diagnose, family_settings, intervention
@@ -229,3 +230,34 @@ def test_bench_regimes_writes_the_table(regime_run, tmp_path):
     assert row["regime"] == r["regime"] and row["start"] == r["checkpoint_id"] and row["algorithm"] == "td3_bc"
     assert row[f"best_{r['intervention']['family']}"] == str(result.phases[1].evaluation_return) and row["held"] == ""
     assert "0 of 0 held" in (tmp_path / "regimes.md").read_text() and (tmp_path / "regimes.png").stat().st_size > 1000
+
+
+def test_the_page_shows_each_diagnosis(regime_run, browser, tmp_path):
+    """`mprl serve` over the run; in headless Chromium the lineage box has one line per diagnosed
+    phase run with the lineage's regime, J(π0) and J(π_D) (mean ± half the CI) and auto's reason."""
+    from selenium.webdriver.common.by import By
+    from test_serve import _start, _stop
+    from test_web import wait_for
+
+    from mprl.lineage import LineageStore
+
+    result, _ = regime_run
+    with LineageStore(result.run_dir, readonly=True) as store:
+        diagnosed = {n["node_id"]: json.loads(n["regime_json"]) for n in store.nodes() if n["regime_json"]}
+    assert len(diagnosed) == 2  # fine (auto) and plain (diagnosed by default)
+    run_dir = Path(result.run_dir)
+    proc, url = _start(run_dir.parent, tmp_path / "serve.log")
+    try:
+        browser.get(f"{url}/#run={run_dir.name}")
+        wait_for(browser, f"document.querySelectorAll('#lineage p.regime').length === {len(diagnosed)}", what="the regime lines")
+        lines = {p.get_attribute("data-node-id"): p.text for p in browser.find_elements(By.CSS_SELECTOR, "#lineage p.regime")}
+    finally:
+        _stop(proc)
+    assert set(lines) == set(diagnosed)
+    for node_id, r in diagnosed.items():
+        j0, jd = r["diagnosis"]["j_pi0"], r["diagnosis"]["j_data"]
+        assert lines[node_id].startswith(f"{node_id}: regime {r['regime']} · J(π0) {j0['mean']:.1f} ± {(j0['high'] - j0['low']) / 2:.1f} "
+                                         f"vs J(π_D) {jd['mean']:.1f} ± {(jd['high'] - jd['low']) / 2:.1f} · {r['family']}")
+    (auto,) = [r for r in diagnosed.values() if r.get("intervention")]
+    node_id = next(k for k, v in diagnosed.items() if v is auto)
+    assert f"regime: auto → {auto['intervention']['family']}" in lines[node_id] and "settings: " in lines[node_id]
