@@ -156,6 +156,23 @@ def test_bench_subroutine_pipeline_spends_the_same_online_budget_per_method(tmp_
     assert all(p.tune.seeds == [3] for p in spec.phases)
 
 
+def test_bench_subroutine_cql_reaches_the_sac_fine_tuning_whole():
+    """With the bench's CQL sizes every role of a CQL module maps onto SAC's (policy exact, nothing
+    left at initialisation, CQL's temperature carried too); CQL's own 256×3 default would not."""
+    from mprl.benchmarks.subroutine import SAC_SIZED_CQL
+    from mprl.catalogue import get_algorithm
+    from mprl.transfer import check, snapshot_from_module
+    from mprl.transfer.snapshots import module_from_config
+
+    env = "MountainCarContinuous-v0"
+    snap = lambda name, **settings: snapshot_from_module(  # noqa: E731
+        module_from_config(get_algorithm(name).new_config().training(**settings), env), algorithm=name, env=env)
+    report = check(snap("cql", **SAC_SIZED_CQL), snap("sac"))
+    assert report.policy == "exact" and report.to_dict()["left_initialised"] == [], report.notes
+    default = check(snap("cql"), snap("sac"))
+    assert default.policy != "exact" and default.to_dict()["left_initialised"]
+
+
 def _o2o_args(*argv: str) -> argparse.Namespace:
     from mprl.benchmarks import o2o
 

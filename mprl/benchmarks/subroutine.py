@@ -28,15 +28,19 @@ import time
 from pathlib import Path
 from typing import Any
 
+#: CQL's own default is CORL's 256×3 actor and 3-layer critics; with SAC's 256×2 networks its
+#: checkpoint transfers to the SAC fine-tuning exactly (policy and critics), as IQL's does.
+SAC_SIZED_CQL = {"hidden": [256, 256], "q_n_hidden_layers": 2}
 METHODS = {"online_only": "SAC online only", "sub_val": "subroutine, validated", "sub_noval": "subroutine, unvalidated"}
 
 
 def pipeline(args: argparse.Namespace, storage: str, seed: int) -> dict[str, Any]:
     ev = {"episodes": args.eval_episodes, "seed": 10_000}
     warm = {"random_steps": args.random_steps, "learning_starts": args.random_steps}
-    offline = lambda name, algorithm: {  # noqa: E731
+    offline = lambda name, algorithm, **extra: {  # noqa: E731
         "name": name, "algorithm": algorithm, "env": args.env, "dataset": {"from": "online", "take": "all"},
-        "budget": {"updates": args.offline_updates}, "evaluation": {"interval": args.offline_updates // 2, **ev}, "tune": {"seeds": [seed]}}
+        "budget": {"updates": args.offline_updates}, "evaluation": {"interval": args.offline_updates // 2, **ev}, "tune": {"seeds": [seed]},
+        **extra}
     online = lambda name, steps, **extra: {  # noqa: E731
         "name": name, "algorithm": "sac", "env": args.env, "budget": {"env_steps": steps},
         "evaluation": {"interval": args.eval_interval, **ev}, "tune": {"seeds": [seed]}, **extra}
@@ -46,7 +50,7 @@ def pipeline(args: argparse.Namespace, storage: str, seed: int) -> dict[str, Any
             online("online_only", args.pause + args.after, config=warm),
             online("online", args.pause, config=warm),
             offline("iql", "iql"),
-            offline("cql", "cql"),
+            offline("cql", "cql", config=SAC_SIZED_CQL),
             online("sub_val", args.after, init_from={"best_of": ["iql", "cql"], "keep": "online", "validation": "online",
                                                      "episodes": args.validation_episodes}),
             online("sub_noval", args.after, init_from={"best_of": ["iql", "cql"], "validation": "none"}),
