@@ -258,6 +258,5 @@ def test_the_page_shows_each_diagnosis(regime_run, browser, tmp_path):
         j0, jd = r["diagnosis"]["j_pi0"], r["diagnosis"]["j_data"]
         assert lines[node_id].startswith(f"{node_id}: regime {r['regime']} · J(π0) {j0['mean']:.1f} ± {(j0['high'] - j0['low']) / 2:.1f} "
                                          f"vs J(π_D) {jd['mean']:.1f} ± {(jd['high'] - jd['low']) / 2:.1f} · {r['family']}")
-    (auto,) = [r for r in diagnosed.values() if r.get("intervention")]
-    node_id = next(k for k, v in diagnosed.items() if v is auto)
+    ((node_id, auto),) = [(k, r) for k, r in diagnosed.items() if r.get("intervention")]
     assert f"regime: auto → {auto['intervention']['family']}" in lines[node_id] and "settings: " in lines[node_id]
