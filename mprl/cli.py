@@ -217,6 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
     from mprl.benchmarks import o2o as bench_o2o
 
     bench_o2o.add_parser(bsub)
+    from mprl.benchmarks import fidelity as bench_fidelity
+
+    bench_fidelity.add_parser(bsub)
     bo = bsub.add_parser("opt", help="TD3 fine-tuning vs TD3+OPT from the same TD3+BC checkpoint: scores and wall-clock cost")
     bo.add_argument("--json", action="store_true", help="print one JSON object (keys: methods, opt_cost_ratio, ...)")
     bo.add_argument("--env", default="Hopper-v5")

@@ -96,7 +96,12 @@ def validate_inputs(spec: Any, write: Callable[[str], None], build: bool = True)
         if phase.init_checkpoint_path:
             resolve_checkpoint_ids(spec, phase)
             read_module_state(phase.init_checkpoint_path)
-    unbuilt = [phase.name for phase in spec.phases if not ensure_dataset(phase, write, build)]
+    unbuilt: list[str] = []
+    pending: set[str] = set()  # built by an earlier phase (with `build` False, not yet): a later phase may name it by id
+    for phase in spec.phases:
+        if phase.dataset_id in pending or not ensure_dataset(phase, write, build):
+            pending.add(phase.dataset_id)
+            unbuilt.append(phase.name)
     check_phase_spaces(spec, skip=unbuilt)
 
 def _actor_env() -> dict[str, str]:
