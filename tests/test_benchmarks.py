@@ -236,3 +236,105 @@ def test_bench_o2o_runs_and_reports_from_the_lineage(tmp_path, capsys):
         assert res["offline"]["td3_bc"]["score"] == pytest.approx(store.metrics(node_id="offline_td3_bc")[-1]["normalized_score"])
     assert {p.name for p in out.iterdir()} >= {"o2o.md", "o2o.json", "o2o.png", "o2o_random.yaml"}
     assert "| TD3 |" in (out / "o2o.md").read_text()
+
+
+def _fidelity_args(*argv: str) -> argparse.Namespace:
+    from mprl.benchmarks import fidelity
+
+    parser = argparse.ArgumentParser()
+    fidelity.add_parser(parser.add_subparsers())
+    return parser.parse_args(["fidelity", *argv])
+
+
+@pytest.mark.parametrize("name", ["opt-walker2d-random", "opt-hopper-random", "rlstudio-halfcheetah", "rlstudio-sim-to-real"])
+def test_bench_fidelity_scales_every_budget_of_the_papers_file_together(tmp_path, name):
+    """Budgets and the settings counted in them (N_τ, N_pretrain, κ steps, a fresh phase's
+    warm-up) scale by one factor; the compared phases run on --seeds, the upstream ones on the
+    file's; the scaled spec passes the scheduler's checks, and --methods narrows it to a part."""
+    import yaml
+
+    from mprl.benchmarks import fidelity
+    from mprl.spec import parse_pipeline
+
+    comparison = fidelity.COMPARISONS[name]
+    raw = yaml.safe_load((fidelity.CONFIGS / comparison.file).read_text())
+    args = _fidelity_args(name, "--scale", "0.02", "--seeds", "3", "4")
+    args.methods = list(comparison.methods)
+    spec = parse_pipeline(fidelity.scaled_pipeline(raw, comparison, args, str(tmp_path)), source="test")
+    full = {p["name"]: p for p in raw["phases"]}
+    assert [p.name for p in spec.phases] == list(full)
+    for p in spec.phases:
+        assert p.budget_value == round(next(iter(full[p.name]["budget"].values())) * 0.02)
+        assert p.evaluation.interval == p.budget_value // 10
+        assert p.tune.seeds == ([3, 4] if p.name in comparison.methods else full[p.name]["tune"]["seeds"])
+        for key in ("n_tau", "n_pretrain", "kappa_steps"):
+            if key in full[p.name].get("config", {}):
+                assert p.config[key] == round(full[p.name]["config"][key] * 0.02)
+        if p.algorithm in ("td3", "sac") and p.init_from is None:
+            assert p.config["random_steps"] == p.config["learning_starts"] < p.budget_value
+    args.methods = list(comparison.methods)[:1]
+    part = parse_pipeline(fidelity.scaled_pipeline(raw, comparison, args, str(tmp_path)), source="test")
+    assert [p.name for p in part.phases if p.name in comparison.methods] == args.methods
+
+
+def test_bench_fidelity_refuses_what_it_cannot_run_before_anything_is_written(tmp_path):
+    from mprl.benchmarks import fidelity
+    from mprl.errors import MprlError
+
+    out = str(tmp_path / "out")
+    with pytest.raises(MprlError, match="unknown comparison 'opt-ant'; choose from opt-walker2d-random"):
+        fidelity.bench_fidelity(_fidelity_args("opt-ant", "--out", out))
+    with pytest.raises(MprlError, match="compares td3, td3_opt.*not sac"):
+        fidelity.bench_fidelity(_fidelity_args("opt-hopper-random", "--methods", "td3", "sac", "--out", out))
+    with pytest.raises(MprlError, match="--scale 2 must be in"):
+        fidelity.bench_fidelity(_fidelity_args("opt-hopper-random", "--scale", "2", "--out", out))
+    with pytest.raises(MprlError, match="holds no finished part.*run `mprl bench fidelity opt-hopper-random"):
+        fidelity.bench_fidelity(_fidelity_args("opt-hopper-random", "--report", "--out", out))
+    assert not list(tmp_path.iterdir())
+
+
+def test_bench_fidelity_runs_a_part_and_reports_every_part(tmp_path, minari_root, capsys):
+    """A tiny real part (TD3+BC → TD3 and TD3+OPT on hopper-random, one seed) through the phase
+    scheduler: the report's final scores and seconds are the lineage's; a second part adds its
+    seeds to the same table, a newer part's seed replaces an older one's, and a part at another
+    scale is refused."""
+    from mprl.benchmarks import fidelity
+    from mprl.errors import MprlError
+    from mprl.lineage.store import LineageStore
+
+    out = tmp_path / "out"
+    common = ["--scale", "0.0002", "--seeds", "0", "--evaluations", "1", "--eval-episodes", "1", "--dataset-size", "1500",
+              "--storage-path", str(tmp_path / "runs"), "--out", str(out), "--json"]
+    assert fidelity.bench_fidelity(_fidelity_args("opt-hopper-random", "--methods", "td3", "td3_opt", "--part", "a", *common)) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    part = json.loads((out / "parts" / "a.json").read_text())
+    with LineageStore(part["run_dir"], readonly=True) as store:
+        for method in ("td3", "td3_opt"):
+            last = store.metrics(node_id=method)[-1]
+            m = result["methods"][method]
+            assert m["finals"] == [pytest.approx(last["normalized_score"])] and m["seeds"] == [0]
+            assert m["seconds_per_trial"] == pytest.approx(last["time_total_s"])
+            assert m["curve"][-1]["x"] == last["num_env_steps"] == 60  # 300k × 0.0002
+        assert result["upstream"][0]["units"] == [store.metrics(node_id="offline")[-1]["num_updates"]] == [200]
+    assert part["code"] != "unknown" and part["pipeline"]["phases"][2]["config"]["n_tau"] == 5  # 25k × 0.0002
+    text = (out / "fidelity.md").read_text()
+    assert "| TD3+OPT |" in text and "| 108.7 |" in text and {p.name for p in out.iterdir()} >= {"fidelity.json", "fidelity.png", "parts"}
+
+    # a second part (here the first one's record with other seeds and scores): one table
+    later = {**part, "part": "b", "finished": part["finished"] + 1}
+    later["phases"] = json.loads(json.dumps(part["phases"]))
+    for t in later["phases"]["td3"]["trials"]:
+        t["final"] += 5.0  # seed 0 again: replaces part a's
+    later["phases"]["td3"]["trials"].append({**later["phases"]["td3"]["trials"][0], "seed": 1, "final": -3.0})
+    (out / "parts" / "b.json").write_text(json.dumps(later))
+    assert fidelity.bench_fidelity(_fidelity_args("opt-hopper-random", "--report", "--out", str(out), "--json")) == 0
+    merged = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert merged["methods"]["td3"]["seeds"] == [0, 1]
+    assert merged["methods"]["td3"]["finals"] == [pytest.approx(result["methods"]["td3"]["finals"][0] + 5.0), -3.0]
+    assert merged["methods"]["td3_opt"]["finals"] == result["methods"]["td3_opt"]["finals"] and list(merged["parts"]) == ["a", "b"]
+
+    (out / "parts" / "c.json").write_text(json.dumps({**later, "part": "c", "scale": 0.5}))
+    with pytest.raises(MprlError, match=r"mixes budget scales \[0.0002, 0.5\]"):
+        fidelity.bench_fidelity(_fidelity_args("opt-hopper-random", "--report", "--out", str(out)))
+    with pytest.raises(MprlError, match="holds parts at scale 0.5, not 0.0002: pass another --out"):
+        fidelity.bench_fidelity(_fidelity_args("opt-hopper-random", *common))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -269,7 +270,7 @@ def load_parts(out_dir: Path) -> list[dict[str, Any]]:
             parts.append(json.loads(p.read_text()))
         except json.JSONDecodeError as e:
             raise MprlError(f"{p} is not a readable part ({e}); remove it or run that part again") from None
-    return parts
+    return sorted(parts, key=lambda p: p["finished"])  # oldest first
 
 
 def write_report(name: str, comparison: Comparison, raw: dict[str, Any], out_dir: Path, as_json: bool) -> int:
@@ -301,6 +302,9 @@ def bench_fidelity(args: argparse.Namespace) -> int:
     comparison = COMPARISONS[args.name]
     raw = yaml.safe_load((CONFIGS / comparison.file).read_text())
     out_dir = Path(args.out or f"results/fidelity/{args.name}")
+    if os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR") and not out_dir.is_absolute():
+        raise MprlError(f"--out {out_dir} is relative: in a Ray Job it would land in the job's temporary copy of the working directory. "
+                        "Pass an absolute path on a folder the head node keeps (`--out /shared/results/fidelity/NAME`).")
     if args.report:
         return write_report(args.name, comparison, raw, out_dir, args.json)
     args.methods = args.methods or list(comparison.methods)
