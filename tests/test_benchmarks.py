@@ -247,7 +247,7 @@ def _fidelity_args(*argv: str) -> argparse.Namespace:
 
 
 @pytest.mark.parametrize("name", ["opt-walker2d-random", "opt-hopper-random", "rlstudio-halfcheetah", "rlstudio-sim-to-real"])
-def test_bench_fidelity_scales_every_budget_of_the_papers_file_together(tmp_path, name):
+def test_bench_fidelity_scales_every_budget_of_the_papers_file_together(tmp_path, monkeypatch, name):
     """Budgets and the settings counted in them (N_τ, N_pretrain, κ steps, a fresh phase's
     warm-up) scale by one factor; the compared phases run on --seeds, the upstream ones on the
     file's; the scaled spec passes the scheduler's checks, and --methods narrows it to a part."""
@@ -258,7 +258,7 @@ def test_bench_fidelity_scales_every_budget_of_the_papers_file_together(tmp_path
 
     comparison = fidelity.COMPARISONS[name]
     raw = yaml.safe_load((fidelity.CONFIGS / comparison.file).read_text())
-    args = _fidelity_args(name, "--scale", "0.02", "--seeds", "3", "4")
+    args = _fidelity_args(name, "--scale", "0.02", "--seeds", "3", "4", "--dataset-budget", "30000")
     args.methods = list(comparison.methods)
     spec = parse_pipeline(fidelity.scaled_pipeline(raw, comparison, args, str(tmp_path)), source="test")
     full = {p["name"]: p for p in raw["phases"]}
@@ -272,6 +272,15 @@ def test_bench_fidelity_scales_every_budget_of_the_papers_file_together(tmp_path
                 assert p.config[key] == round(full[p.name]["config"][key] * 0.02)
         if p.algorithm in ("td3", "sac") and p.init_from is None:
             assert p.config["random_steps"] == p.config["learning_starts"] < p.budget_value
+        if p.dataset is not None and p.dataset.build is not None and p.dataset.build.quality != "random":
+            assert p.dataset.build.budget == 30000  # --dataset-budget: the agent a medium dataset comes from
+    # `mprl validate` before the datasets exist: the first phase builds one, the later phases name it by id
+    from mprl.pipeline.driver import validate_inputs
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "empty_minari"))
+    said: list[str] = []
+    validate_inputs(spec, said.append, build=False)
+    assert all("the run builds it first" in line for line in said) and len(said) == int(any(p.dataset for p in spec.phases))
     args.methods = list(comparison.methods)[:1]
     part = parse_pipeline(fidelity.scaled_pipeline(raw, comparison, args, str(tmp_path)), source="test")
     assert [p.name for p in part.phases if p.name in comparison.methods] == args.methods

@@ -104,8 +104,11 @@ def scaled_pipeline(raw: dict[str, Any], comparison: Comparison, args: argparse.
             phase["config"] = config
         if compared:
             phase.setdefault("tune", {})["seeds"] = list(args.seeds)
-        if args.dataset_size and isinstance(phase.get("dataset"), dict) and "build" in phase["dataset"]:
-            phase["dataset"]["build"]["size"] = args.dataset_size
+        build = phase["dataset"].get("build") if isinstance(phase.get("dataset"), dict) else None
+        if build is not None and args.dataset_size:
+            build["size"] = args.dataset_size
+        if build is not None and args.dataset_budget and "budget" in build:
+            build["budget"] = args.dataset_budget
         phases.append(phase)
     spec["phases"] = phases
     return spec
@@ -165,7 +168,7 @@ def merge_parts(parts: list[dict[str, Any]], comparison: Comparison) -> dict[str
             if not ph["compared"]:
                 upstream.append({"part": part["part"], "phase": name, **{k: ph[k] for k in ("algorithm", "axis")},
                                  "finals": [t["final"] for t in ph["trials"]], "seconds": [t["seconds"] for t in ph["trials"]],
-                                 "units": [t["units"] for t in ph["trials"]]})
+                                 "units": [t["units"] for t in ph["trials"]], "points": [t["points"] for t in ph["trials"]]})
                 continue
             m = methods.setdefault(name, {"phase": ph, "by_seed": {}})
             for t in ph["trials"]:
@@ -236,10 +239,13 @@ def plot(name: str, merged: dict[str, Any], path: Path, meta: dict[str, Any]) ->
 
     fig = _figure(11.0, 3.8)
     ax_up, ax_on, ax_fin = (fig.add_subplot(1, 3, i) for i in (1, 2, 3))
-    for u in merged["upstream"][-1:]:
-        ax_up.bar([0], [sum(u["finals"]) / len(u["finals"])], color="0.6")
-        ax_up.set_xticks([0], [f"{u['phase']} ({u['algorithm']})\n{u['units'][0]:,} {UNIT_WORDS[AXIS_UNITS[u['axis']]]}"], fontsize=7)
-        ax_up.set_title("upstream phase: final score", fontsize=9)
+    for u in merged["upstream"]:  # each part's run of it, on its own axis (updates offline)
+        for pts in u["points"]:
+            ax_up.plot([x for x, _ in pts], [y for _, y in pts], marker=".", lw=1, label=f"{u['part']} ({u['algorithm']})")
+        ax_up.set_xlabel(f"{UNIT_WORDS[AXIS_UNITS[u['axis']]]} ({u['phase']})")
+    if merged["upstream"]:
+        ax_up.legend(fontsize=6)
+    ax_up.set_title("upstream phase, per part", fontsize=9)
     methods = list(merged["methods"].values())
     for i, m in enumerate(methods):
         xs = [c["x"] for c in m["curve"]]
@@ -257,7 +263,7 @@ def plot(name: str, merged: dict[str, Any], path: Path, meta: dict[str, Any]) ->
     ax_on.set_ylabel("score (mean, 95% bootstrap CI across seeds)")
     ax_on.legend(fontsize=7)
     ax_on.set_title("compared phases", fontsize=9)
-    ax_fin.set_title("final: seeds, mean [95% CI]; ★ the paper's (full budget)", fontsize=9)
+    ax_fin.set_title("final: seeds, mean [95% CI]\n★ the paper's, at its full budget", fontsize=9)
     fig.suptitle(f"{name}, budgets × {meta['scale']:g}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -341,6 +347,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--evaluations", type=int, default=10, help="evaluations per phase (the interval is budget / this)")
     p.add_argument("--eval-episodes", type=int, help="episodes per evaluation (default: the file's, 10)")
     p.add_argument("--dataset-size", type=int, help="transitions of a dataset the file builds (default: the file's, 1M as D4RL)")
+    p.add_argument("--dataset-budget", type=int, help="env steps of the agent trained for a medium/expert dataset the file builds (default: the file's)")
     p.add_argument("--part", help="this part's name in OUT/parts (default: the time it ends)")
     p.add_argument("--report", action="store_true", help="run nothing: rebuild the report from OUT/parts")
     p.add_argument("--storage-path", help="where the runs go (default: the file's, ./mprl_results; on a cluster a shared folder or s3://...)")
