@@ -97,9 +97,9 @@ def validate_inputs(spec: Any, write: Callable[[str], None], build: bool = True)
             resolve_checkpoint_ids(spec, phase)
             read_module_state(phase.init_checkpoint_path)
     unbuilt: list[str] = []
-    pending: set[str] = set()  # built by an earlier phase (with `build` False, not yet): a later phase may name it by id
+    pending: set[str] = set()  # `build` False: an earlier phase's dataset to be built, which a later phase may name by id
     for phase in spec.phases:
-        if phase.dataset_id in pending or not ensure_dataset(phase, write, build):
+        if (not build and phase.dataset_id in pending) or not ensure_dataset(phase, write, build):
             pending.add(phase.dataset_id)
             unbuilt.append(phase.name)
     check_phase_spaces(spec, skip=unbuilt)
