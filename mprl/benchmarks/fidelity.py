@@ -20,9 +20,8 @@ import argparse
 import copy
 import json
 import os
-import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +39,6 @@ class Comparison:
     #: compared phase → (label, the paper's final normalised score or None where it gives a curve only)
     methods: dict[str, tuple[str, float | None]]
     effect: str
-    #: the file's phases whose budgets and settings are not the paper's own (e.g. a budget chosen here)
-    notes: tuple[str, ...] = field(default_factory=tuple)
 
 
 COMPARISONS: dict[str, Comparison] = {
@@ -112,17 +109,6 @@ def scaled_pipeline(raw: dict[str, Any], comparison: Comparison, args: argparse.
         phases.append(phase)
     spec["phases"] = phases
     return spec
-
-
-def code_version() -> str:
-    """The commit the run's code came from (`+dirty` with uncommitted changes), or `unknown` outside git."""
-    root = Path(__file__).resolve().parents[2]
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + ("+dirty" if dirty else "")
 
 
 def _score_of(row: dict[str, Any]) -> float | None:
@@ -300,6 +286,7 @@ def write_report(name: str, comparison: Comparison, raw: dict[str, Any], out_dir
 def bench_fidelity(args: argparse.Namespace) -> int:
     import yaml
 
+    from mprl.lineage import code_version
     from mprl.pipeline.driver import run_pipeline
     from mprl.spec import parse_pipeline
 
